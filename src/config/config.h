@@ -1,0 +1,85 @@
+#pragma once
+// Configuration in the operators' terms (the setup guide's key names).
+// Sources, highest precedence first: environment > .env in the working
+// directory > TOML file (--config) > defaults. Every value is validated; an
+// invalid one stops start-up with a message naming the key and what it accepts.
+// See src/config/README.md for every key.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace hub::config {
+
+struct Config {
+  // http
+  std::string http_bind = "0.0.0.0";       // HTTP_BIND
+  uint16_t http_port = 8501;                // HTTP_PORT, 1..65535
+  // shared storage (NFS in production)
+  std::string data_dir = "./data";          // DATA_DIR
+  std::string upload_dir;                   // UPLOAD_DIR, default DATA_DIR/videos
+  std::string streams_dir;                  // STREAMS_DIR, default UPLOAD_DIR/streams
+  std::string notepad_storage_path;         // NOTEPAD_STORAGE_PATH, default DATA_DIR/notes
+  std::string analytics_dir;                // ANALYTICS_DIR, default DATA_DIR/analytics
+  std::string storage_backend = "local";    // STORAGE_BACKEND: local
+  // node-local
+  std::string state_dir = "./var/state";    // STATE_DIR (indexes, token, node id)
+  std::string logs_dir = "./var/logs";      // LOGS_DIR
+  std::string temp_dir = "./var/tmp";       // TEMP_DIR
+  std::string log_level = "info";           // LOG_LEVEL: trace|debug|info|warn|error
+  // uploads
+  uint64_t max_upload_size_mb = 20480;      // MAX_UPLOAD_SIZE_MB, 1..16777216 (20 GiB default)
+  uint64_t upload_expiry_hours = 24;        // UPLOAD_EXPIRY_HOURS, 1..8760: abandoned uploads removed
+  uint64_t delete_grace_minutes = 60;       // DELETE_GRACE_MINUTES, 0..10080: tombstone -> reclaim
+  // access
+  std::string admin_token;                  // ADMIN_TOKEN, >= 16 chars; generated when empty
+  // cluster (validated now, used later)
+  bool p2p_enabled = false;                 // P2P_ENABLED
+  uint16_t p2p_port = 6881;                 // P2P_PORT
+  std::string p2p_node_name;                // P2P_NODE_NAME, default host name
+  uint32_t p2p_heartbeat_interval = 5;      // P2P_HEARTBEAT_INTERVAL seconds, 1..300
+  std::string p2p_bind = "0.0.0.0";         // P2P_BIND
+  std::string p2p_discovery = "avahi,mdns"; // P2P_DISCOVERY: avahi|mdns|static, comma list
+  std::string p2p_seeds;                    // P2P_SEEDS host:port,...
+  std::string p2p_cluster_key;              // P2P_CLUSTER_KEY base64 of 32 bytes
+  std::string p2p_keyring_file;             // P2P_KEYRING_FILE
+  // notepad (validated now, used later)
+  bool community_notepad_enabled = true;    // COMMUNITY_NOTEPAD_ENABLED
+  bool notepad_auto_sync = true;            // NOTEPAD_AUTO_SYNC
+  uint32_t notepad_max_size_mb = 100;       // NOTEPAD_MAX_SIZE_MB, 1..1024
+};
+
+// Where a value came from, for `stream-hub config`.
+struct Origin {
+  std::string source;  // "default", "derived", "file:<path>", ".env", "environment"
+};
+
+struct Loaded {
+  Config config;
+  std::map<std::string, Origin> origins;  // key name -> origin, for every key
+};
+
+struct LoadOptions {
+  std::optional<std::string> config_file;  // --config; error if given and unreadable
+  std::string dotenv_path = ".env";        // ignored when missing
+  // Environment to read; empty map + use_process_env=true reads environ.
+  bool use_process_env = true;
+  std::map<std::string, std::string> env;  // used when !use_process_env (tests)
+};
+
+// Loads and validates. Error messages name the key, the source and the
+// accepted range, e.g. "HTTP_PORT=99999 (environment): must be 1..65535".
+Result<Loaded> Load(const LoadOptions& options);
+
+// "KEY = value    # source" lines, secrets (ADMIN_TOKEN, P2P_CLUSTER_KEY)
+// shown as "(set)" or "(not set)".
+std::string Describe(const Loaded& loaded);
+
+// All key names, in display order.
+const std::vector<std::string>& KeyNames();
+
+}  // namespace hub::config
