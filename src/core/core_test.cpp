@@ -23,7 +23,7 @@ TEST(Ids, NewIdIsValidUniqueAndTimeOrdered) {
 }
 
 TEST(Ids, RejectsPathTricks) {
-  for (std::string bad : {"", "..", ".", "a/b", "a\\b", std::string("a\0b", 3), "a.b", "%2e%2e",
+  for (const std::string& bad : std::vector<std::string>{"", "..", ".", "a/b", "a\\b", std::string("a\0b", 3), "a.b", "%2e%2e",
                           std::string(65, 'a'), "é"}) {
     EXPECT_FALSE(IsValidId(bad)) << bad;
   }
