@@ -9,11 +9,21 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "core/result.h"
 
 namespace hub::config {
+
+enum class errc {
+  invalid_value = 1,  // a value outside what its key accepts
+  unknown_key,        // a key in the TOML file that is not a config key (typo)
+  unreadable_file,    // --config missing or unreadable; .env present but unreadable
+  syntax_error,       // TOML that does not parse, a nested table, a malformed .env line
+};
+const std::error_category& category();
+inline std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
 
 struct Config {
   // http
@@ -35,12 +45,13 @@ struct Config {
   uint64_t max_upload_size_mb = 20480;      // MAX_UPLOAD_SIZE_MB, 1..16777216 (20 GiB default)
   uint64_t upload_expiry_hours = 24;        // UPLOAD_EXPIRY_HOURS, 1..8760: abandoned uploads removed
   uint64_t delete_grace_minutes = 60;       // DELETE_GRACE_MINUTES, 0..10080: tombstone -> reclaim
+  uint32_t rescan_interval_s = 10;          // RESCAN_INTERVAL_S, 1..3600: how often other nodes' writes are picked up
   // access
   std::string admin_token;                  // ADMIN_TOKEN, >= 16 chars; generated when empty
   // cluster (validated now, used later)
   bool p2p_enabled = false;                 // P2P_ENABLED
-  uint16_t p2p_port = 6881;                 // P2P_PORT
-  std::string p2p_node_name;                // P2P_NODE_NAME, default host name
+  uint16_t p2p_port = 6881;                 // P2P_PORT, 1..65535
+  std::string p2p_node_name;                // P2P_NODE_NAME, default host name; 1..64 printable ASCII, no spaces
   uint32_t p2p_heartbeat_interval = 5;      // P2P_HEARTBEAT_INTERVAL seconds, 1..300
   std::string p2p_bind = "0.0.0.0";         // P2P_BIND
   std::string p2p_discovery = "avahi,mdns"; // P2P_DISCOVERY: avahi|mdns|static, comma list
@@ -72,7 +83,9 @@ struct LoadOptions {
 };
 
 // Loads and validates. Error messages name the key, the source and the
-// accepted range, e.g. "HTTP_PORT=99999 (environment): must be 1..65535".
+// accepted range, e.g. "HTTP_PORT=99999 (environment): must be an integer
+// 1..65535"; every problem found is reported, one per line, and code() is
+// that of the first.
 Result<Loaded> Load(const LoadOptions& options);
 
 // "KEY = value    # source" lines, secrets (ADMIN_TOKEN, P2P_CLUSTER_KEY)
@@ -83,3 +96,6 @@ std::string Describe(const Loaded& loaded);
 const std::vector<std::string>& KeyNames();
 
 }  // namespace hub::config
+
+template <>
+struct std::is_error_code_enum<hub::config::errc> : std::true_type {};

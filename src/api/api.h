@@ -1,0 +1,96 @@
+#pragma once
+// The HTTP handlers: REST for videos, tus uploads at /files/, media serving,
+// server-sent events, sign-in, operations endpoints and the web UI.
+// See docs/api.md for the contract.
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "api/access.h"
+#include "catalog/video.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "events/bus.h"
+#include "http/server.h"
+#include "storage/store.h"
+#include "upload/upload.h"
+
+namespace hub::api {
+
+// Storage readiness, kept fresh by a prober outside the request path so that
+// /readyz never blocks on a stalled mount. Thread-safe.
+class Readiness {
+ public:
+  void Record(bool ok, std::string reason, int64_t at_ms, int64_t took_ms) {
+    std::lock_guard lock(mu_);
+    ok_ = ok;
+    reason_ = std::move(reason);
+    at_ms_ = at_ms;
+    took_ms_ = took_ms;
+  }
+  // Ready when the last probe succeeded, took at most `bound_ms`, and is not
+  // older than `max_age_ms`; otherwise false and the reason.
+  bool Ready(int64_t now_ms, int64_t bound_ms, int64_t max_age_ms, std::string* reason) const {
+    std::lock_guard lock(mu_);
+    if (at_ms_ == 0) {
+      *reason = "storage has not been checked yet";
+      return false;
+    }
+    if (now_ms - at_ms_ > max_age_ms) {
+      *reason = "storage did not answer for " + std::to_string((now_ms - at_ms_) / 1000) + " s";
+      return false;
+    }
+    if (!ok_) {
+      *reason = reason_;
+      return false;
+    }
+    if (took_ms_ > bound_ms) {
+      *reason = "storage is slow: a write and read took " + std::to_string(took_ms_) + " ms";
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  bool ok_ = false;
+  std::string reason_;
+  int64_t at_ms_ = 0, took_ms_ = 0;
+};
+
+struct ApiOptions {
+  std::string node_id;
+  std::string version;
+  size_t max_json_bytes = 64 * 1024;
+  size_t max_sse_clients = 1000;
+};
+
+struct Services {
+  storage::Store& videos_store;        // rooted at UPLOAD_DIR
+  catalog::VideoRepository& videos;
+  catalog::Index& index;
+  upload::Uploads& uploads;
+  events::Bus& bus;
+  Metrics& metrics;
+  const Access& access;
+  const Clock& clock;
+  const Readiness& readiness;
+  boost::asio::thread_pool& blocking;  // slow storage work (fsync, assembly)
+};
+
+class Api;
+
+// Registers every route on `router`. The returned object owns handler state
+// and must outlive the server.
+std::shared_ptr<Api> AddRoutes(http::Router& router, Services services, ApiOptions options);
+
+// Re-reads a video from storage into the index and publishes VideoChanged.
+// Also used by the app when it notices another process's changes.
+void RefreshVideo(Services& s, const std::string& id);
+
+}  // namespace hub::api
