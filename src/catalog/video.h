@@ -13,8 +13,10 @@
 // (timestamp ms, node id) — so concurrent edits on two nodes never corrupt
 // anything and every reader computes the same result.
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,11 +75,18 @@ inline constexpr size_t kMaxDescriptionBytes = 10'000;
 // Reads and writes video records on the shared store. Thread-safe.
 class VideoRepository {
  public:
-  // `store` is rooted at UPLOAD_DIR; `node_id` names this node's overlay file.
+  // `store` is rooted at UPLOAD_DIR; `node_id` names this node's overlay file
+  // (1..64 chars of [0-9A-Za-z._-], not starting with '.'; throws
+  // std::invalid_argument otherwise). Not owned: store and clock must outlive
+  // it. At most one repository per node id may write a store.
   VideoRepository(storage::Store& store, std::string node_id, const Clock& clock);
 
-  Result<Video> Create(const NewVideo& v);        // already_exists if the id is taken
-  Result<Video> Get(const std::string& id);       // not_found if missing or deleted
+  // already_exists if the id is taken. A blank title becomes the original's
+  // file name without extension (else "Untitled video"); Update refuses one.
+  Result<Video> Create(const NewVideo& v);
+  // not_found if missing or deleted; corrupt if video.json is unreadable
+  // (damaged, or being created at this very moment by another node).
+  Result<Video> Get(const std::string& id);
   Result<Video> GetIncludingDeleted(const std::string& id);
   Result<Video> Update(const std::string& id, const VideoPatch& patch);  // not_found if deleted
   Result<void> MarkDeleted(const std::string& id);  // tombstone; not_found if missing
@@ -97,10 +106,11 @@ class VideoRepository {
   storage::Store& store_;
   std::string node_id_;
   const Clock& clock_;
+  // Serialise this node's read-modify-write of an overlay, striped by id.
+  std::array<std::mutex, 16> update_mu_;
 };
 
-// The video as the API shows it (URLs included). `base` is prepended to
-// URLs, usually "" (relative to the host).
+// The video as the API shows it (URLs included, relative to the host).
 nlohmann::json ToJson(const Video& v);
 
 struct Query {

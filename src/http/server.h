@@ -7,6 +7,10 @@
 // (431), time to receive a whole request head (slow-loris: 408 + close),
 // body read progress timeout, keep-alive idle timeout, connection cap (503).
 
+// First: Boost 1.74's awaitable.hpp uses std::exchange without including
+// <utility>, which breaks under clang + libstdc++.
+#include <utility>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -85,6 +89,14 @@ struct Response {
 // Reads up to buf.size() bytes of a file at an offset, when no fd exists.
 using ReadAt = std::function<Result<size_t>(uint64_t offset, std::span<char> buf)>;
 
+// One piece of a body assembled from memory and a file: `prefix` bytes, then
+// `length` bytes of the file from `offset` (the parts of multipart/byteranges).
+struct FilePart {
+  std::string prefix;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 // One request and its response on a connection. Valid only during the handler.
 class Exchange {
  public:
@@ -111,6 +123,14 @@ class Exchange {
   virtual asio::awaitable<Result<void>> SendFile(int status, Headers headers, int fd,
                                                  ReadAt read_at, uint64_t offset,
                                                  uint64_t length) = 0;
+  // Sends the parts, then `suffix`, as one body with an exact Content-Length
+  // (multipart/byteranges). Same rules as SendFile. The server's exchange uses
+  // sendfile(2) for the file ranges; this default (for test doubles) reads
+  // the ranges into memory and calls Send.
+  virtual asio::awaitable<Result<void>> SendFileParts(int status, Headers headers, int fd,
+                                                      ReadAt read_at,
+                                                      std::span<const FilePart> parts,
+                                                      std::string_view suffix);
   // Streaming (server-sent events, long bodies of unknown length): the head
   // with Transfer-Encoding: chunked, then pieces, then End.
   virtual asio::awaitable<Result<void>> BeginStream(int status, Headers headers) = 0;
@@ -151,6 +171,9 @@ struct RequestRecord {
   int status = 0;
   uint64_t bytes_in = 0, bytes_out = 0;
   std::chrono::microseconds duration{0};
+  // Why the server answered or ended the exchange itself, e.g. "handler threw:
+  // <what>", "header_timeout", "write failed: ..."; empty when all went well.
+  std::string_view error;
 };
 using Observer = std::function<void(const RequestRecord&)>;
 

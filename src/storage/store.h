@@ -5,9 +5,12 @@
 // Contract, chosen to be safe on NFS (close-to-open consistency, cached
 // attributes and listings, no reliable locks, O_APPEND unsafe between
 // clients) — see docs/storage.md:
-//  * Paths are relative, '/'-separated, each component 1..255 bytes without
-//    NUL, and never "." or "..". A bad path is errc::invalid_path and touches
-//    nothing. Parent directories are created as needed by every write.
+//  * Paths are relative, '/'-separated, at most 4096 bytes, each component
+//    1..255 bytes without NUL or backslash, never "." or "..", and never
+//    starting with ".tmp-" (reserved for WriteAtomic's temp files). A bad
+//    path is errc::invalid_path and touches nothing. Parent directories are
+//    created as needed by every write. Symbolic links inside the root are
+//    never followed, so nothing outside the root is ever reached.
 //  * WriteAtomic = temp file in the same directory + write + fsync + close +
 //    rename (+ fsync of the directory). Readers see the old or the new
 //    content, never a mix.
@@ -28,6 +31,10 @@
 #include <vector>
 
 #include "core/result.h"
+
+namespace hub {
+class Clock;
+}  // namespace hub
 
 namespace hub::storage {
 
@@ -67,6 +74,10 @@ class ReadableFile {
 };
 
 // A file open for writing by its single writer, positioned at its end.
+// Not thread-safe: one thread at a time. A failed Append leaves size()
+// unchanged (bytes past size() are unspecified until overwritten or cut); a
+// failed Sync or Close means everything since the last successful Sync may be
+// lost. Calls after Close fail with errc::io_error; Close twice is a no-op.
 class WritableFile {
  public:
   virtual ~WritableFile() = default;
@@ -102,7 +113,7 @@ class Store {
   virtual Result<FileInfo> Stat(std::string_view path) = 0;
   // Names (not paths) of the entries of a directory, sorted; errc::not_found
   // when the directory does not exist. Temp files of WriteAtomic in progress
-  // (".tmp-" prefix) are not listed.
+  // (".tmp-" prefix) are not listed. `dir` may be "" for the root.
   virtual Result<std::vector<std::string>> List(std::string_view dir) = 0;
   // Renames, replacing `to` if it exists. Creates to's parent directories.
   virtual Result<void> Rename(std::string_view from, std::string_view to) = 0;
@@ -127,19 +138,27 @@ struct LocalStoreOptions {
 // Throws std::runtime_error if root cannot be created or is not a directory.
 std::unique_ptr<Store> OpenLocalStore(const std::string& root, LocalStoreOptions options = {});
 
-// The in-memory twin with the same contract, for tests.
-std::unique_ptr<Store> NewMemStore();
+// The in-memory twin with the same contract, for tests. mtimes come from
+// `clock` (not owned, must outlive the store; nullptr = the system clock), so
+// tests of expiry can drive them with a ManualClock.
+std::unique_ptr<Store> NewMemStore(const Clock* clock = nullptr);
 
 // A wrapper that fails chosen operations, for fault injection by countdown
 // (STYLE.md #10): after `ok_ops` successful mutating calls (writes, appends,
 // syncs, renames, creates), every further mutating call fails with `fail_with`
 // until Reset(). Reads never fail. Not owned: `inner` must outlive it.
+// Mutating calls: WriteAtomic, CreateExclusive, OpenWrite, Rename, Remove,
+// RemoveAll, Touch, and WritableFile's Append, Truncate, Sync, Close. A failed
+// call does not reach `inner` (a failed WriteAtomic leaves the old content; a
+// failed Append writes nothing).
 class FaultyStore;
 std::unique_ptr<FaultyStore> NewFaultyStore(Store* inner);
 class FaultyStore : public Store {
  public:
   virtual void FailAfter(int ok_ops, errc fail_with) = 0;
+  // Stops failing and zeroes mutating_calls().
   virtual void Reset() = 0;
+  // Mutating calls seen (failed or not) since creation or the last Reset().
   virtual int mutating_calls() const = 0;
 };
 

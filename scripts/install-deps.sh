@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing stream-hub needs on Debian 12.
+# Idempotent and quick when everything is present. Never leaves a service
+# (nginx, avahi-daemon) running: their packages are installed with service
+# start-up blocked by policy-rc.d.
+#   scripts/install-deps.sh          build + run
+#   scripts/install-deps.sh --test   also what the tests and benchmarks use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN_PKGS=(build-essential cmake ninja-build pkg-config ccache libboost-dev nlohmann-json3-dev
+  libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libssl-dev libsodium-dev
+  libgtest-dev libgmock-dev ffmpeg)
+TEST_PKGS=(clang libclang-rt-14-dev nginx wrk curl python3 nodejs npm chromium ffmpeg procps iproute2)
+
+want=("${RUN_PKGS[@]}")
+if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# An existing node/npm (e.g. from another source) is fine.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  tmp=(); for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || tmp+=("$p"); done
+  missing=("${tmp[@]}")
+fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  # Block service start-up during installation (nginx would start on a systemd host).
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
+    echo "install-deps: npm ci in tests/e2e"
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
