@@ -110,6 +110,8 @@ constexpr Key kKeys[] = {
     {.name = "UPLOAD_EXPIRY_HOURS", .kind = Kind::kUint, .field = &Config::upload_expiry_hours, .min = 1, .max = 8760},
     {.name = "DELETE_GRACE_MINUTES", .kind = Kind::kUint, .field = &Config::delete_grace_minutes, .min = 0, .max = 10080},
     {.name = "RESCAN_INTERVAL_S", .kind = Kind::kUint, .field = &Config::rescan_interval_s, .min = 1, .max = 3600},
+    {.name = "HTTP_HEADER_TIMEOUT_S", .kind = Kind::kUint, .field = &Config::http_header_timeout_s, .min = 1, .max = 300},
+    {.name = "HTTP_IDLE_TIMEOUT_S", .kind = Kind::kUint, .field = &Config::http_idle_timeout_s, .min = 1, .max = 3600},
     {.name = "ADMIN_TOKEN", .kind = Kind::kToken, .field = &Config::admin_token, .secret = true},
     {.name = "P2P_ENABLED", .kind = Kind::kBool, .field = &Config::p2p_enabled},
     {.name = "P2P_PORT", .kind = Kind::kUint, .field = &Config::p2p_port, .min = 1, .max = 65535},
@@ -154,8 +156,9 @@ consteval bool TableIsConsistent() {
       default:
         if (!is_string) return false;
     }
-    if ((k.derive != nullptr || k.compute_default != nullptr || k.secret) && !is_string)
+    if ((k.derive != nullptr || k.compute_default != nullptr || k.secret) && !is_string) {
       return false;
+    }
     if (k.name.empty()) return false;
     for (char c : k.name) {
       if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
@@ -390,7 +393,7 @@ std::string ShowValue(std::string_view text) {
       body += c;
       quote = true;
     } else if (u < 0x20 || u == 0x7f) {
-      static const char* kHex = "0123456789abcdef";
+      constexpr char kHex[] = "0123456789abcdef";
       body += "\\x";
       body += kHex[u >> 4];
       body += kHex[u & 0xf];
@@ -427,7 +430,7 @@ std::string TomlQuote(std::string_view s) {
         break;
       default:
         if (u < 0x20 || u == 0x7f) {
-          static const char* kHex = "0123456789ABCDEF";
+          constexpr char kHex[] = "0123456789ABCDEF";
           out += "\\u00";
           out += kHex[u >> 4];
           out += kHex[u & 0xf];
@@ -688,8 +691,10 @@ Layer EnvironmentLayer(const LoadOptions& options) {
   for (const Key& key : kKeys) {
     const std::string name(key.name);
     if (options.use_process_env) {
-      if (const char* v = std::getenv(name.c_str()))
+      // getenv: Load runs at start-up, before any thread could setenv.
+      if (const char* v = std::getenv(name.c_str())) {  // NOLINT(concurrency-mt-unsafe)
         layer.values[name] = RawValue{v, "environment"};
+      }
     } else if (auto it = options.env.find(name); it != options.env.end()) {
       layer.values[name] = RawValue{it->second, "environment"};
     }
@@ -736,8 +741,8 @@ Result<Loaded> Load(const LoadOptions& options) {
     for (const Layer& layer : layers) {
       const auto it = layer.values.find(key.name);
       if (it == layer.values.end()) continue;
-      std::string detail;
-      if (Apply(key, it->second.text, loaded.config, &detail)) {
+      std::string why;
+      if (Apply(key, it->second.text, loaded.config, &why)) {
         origin = layer.origin;
         continue;
       }
@@ -746,7 +751,7 @@ Result<Loaded> Load(const LoadOptions& options) {
                      : ShowValue(it->second.text);
       std::string message =
           std::string(key.name) + "=" + shown + " (" + it->second.where + "): " + Accepts(key);
-      if (!detail.empty()) message += "; " + detail;
+      if (!why.empty()) message += "; " + why;
       problems.Add(errc::invalid_value, std::move(message));
     }
     loaded.origins[std::string(key.name)] = Origin{std::move(origin)};
@@ -780,7 +785,7 @@ std::string Describe(const Loaded& loaded) {
   for (size_t i = 0; i < std::size(kKeys); ++i) {
     const std::string name(kKeys[i].name);
     const auto it = loaded.origins.find(name);
-    const std::string& source = it == loaded.origins.end() ? "unknown" : it->second.source;
+    const std::string source = it == loaded.origins.end() ? "unknown" : it->second.source;
     out += name;
     out.append(name_width - name.size(), ' ');
     out += " = ";

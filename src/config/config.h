@@ -29,6 +29,8 @@ struct Config {
   // http
   std::string http_bind = "0.0.0.0";       // HTTP_BIND
   uint16_t http_port = 8501;                // HTTP_PORT, 1..65535
+  uint32_t http_header_timeout_s = 10;      // HTTP_HEADER_TIMEOUT_S, 1..300: a request head must arrive in this (slow-loris)
+  uint32_t http_idle_timeout_s = 60;        // HTTP_IDLE_TIMEOUT_S, 1..3600: idle keep-alive connections close
   // shared storage (NFS in production)
   std::string data_dir = "./data";          // DATA_DIR
   std::string upload_dir;                   // UPLOAD_DIR, default DATA_DIR/videos
