@@ -35,7 +35,6 @@ constexpr mode_t kFileMode = 0666;
 constexpr mode_t kDirMode = 0777;
 constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 constexpr int kFileFlags = O_NOFOLLOW | O_CLOEXEC;
-constexpr int kTempAttempts = 4;
 constexpr size_t kReadChunk = 64 * 1024;
 
 class UniqueFd {
@@ -227,8 +226,9 @@ class LocalStore final : public Store {
     auto opened = OpenRegular(*parent, O_RDONLY, path, &st);
     if (!opened) return opened.error();
     int fd = opened->get();
-    if (static_cast<uint64_t>(st.st_size) > max_bytes)
+    if (static_cast<uint64_t>(st.st_size) > max_bytes) {
       return detail::TooLarge(Full(path), max_bytes);
+    }
     // Read to EOF rather than trusting st_size (the file may have grown, and
     // NFS attributes may be stale), but never past the bound.
     std::string out(static_cast<size_t>(st.st_size), '\0');
@@ -257,34 +257,15 @@ class LocalStore final : public Store {
     auto parent = OpenParent(path, /*create=*/true);
     if (!parent) return parent.error();
     int dir = parent->dir.get();
-    std::string temp;
-    UniqueFd fd;
-    for (int attempt = 0; attempt < kTempAttempts && fd.get() < 0; ++attempt) {
-      temp = std::string(detail::kTempPrefix) + RandomHex(8);
-      fd = UniqueFd(RetryOnEintr([&] {
-        return ::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kFileFlags, kFileMode);
-      }));
-      if (fd.get() < 0 && errno != EEXIST)
-        return SysError(errno, "create temp file for", Full(path));
-    }
-    if (fd.get() < 0) return SysError(EEXIST, "create temp file for", Full(path));
-    auto fail = [&](int err, std::string_view op) {
-      ::unlinkat(dir, temp.c_str(), 0);
-      return SysError(err, op, Full(path));
-    };
-    if (int err = WriteAllAt(fd.get(), data, 0)) {
-      fd.Reset();
-      return fail(err, "write");
-    }
-    if (options_.sync && ::fdatasync(fd.get()) != 0) {
+    // 64 random bits: writers on other nodes never pick the same name.
+    std::string temp = std::string(detail::kTempPrefix) + RandomHex(8);
+    HUB_TRY(CreateFilled(dir, temp, data, path));
+    if (::renameat(dir, temp.c_str(), dir, parent->leaf.c_str()) != 0) {
       int err = errno;
-      fd.Reset();
-      return fail(err, "sync");
+      ::unlinkat(dir, temp.c_str(), 0);
+      return SysError(err, "replace", Full(path));
     }
-    if (::close(fd.release()) != 0) return fail(errno, "close");
-    if (::renameat(dir, temp.c_str(), dir, parent->leaf.c_str()) != 0)
-      return fail(errno, "replace");
-    // The rename is visible; the directory fsync makes it survive a crash.
+    // The new content is visible; the directory fsync makes it survive a crash.
     if (options_.sync && ::fsync(dir) != 0) return SysError(errno, "sync directory of", Full(path));
     return Ok();
   }
@@ -292,32 +273,10 @@ class LocalStore final : public Store {
   Result<void> CreateExclusive(std::string_view path, std::string_view data) override {
     auto parent = OpenParent(path, /*create=*/true);
     if (!parent) return parent.error();
-    int dir = parent->dir.get();
-    const char* leaf = parent->leaf.c_str();
-    UniqueFd fd(RetryOnEintr(
-        [&] { return ::openat(dir, leaf, O_WRONLY | O_CREAT | O_EXCL | kFileFlags, kFileMode); }));
-    if (fd.get() < 0) {
-      if (errno == EEXIST) {
-        return detail::AlreadyExists(Full(path));
-      }
-      return SysError(errno, "create", Full(path));
+    HUB_TRY(CreateFilled(parent->dir.get(), parent->leaf, data, path));
+    if (options_.sync && ::fsync(parent->dir.get()) != 0) {
+      return SysError(errno, "sync directory of", Full(path));
     }
-    // The claim is ours: on failure remove it so that a retry can win again.
-    auto fail = [&](int err, std::string_view op) {
-      ::unlinkat(dir, leaf, 0);
-      return SysError(err, op, Full(path));
-    };
-    if (int err = WriteAllAt(fd.get(), data, 0)) {
-      fd.Reset();
-      return fail(err, "write");
-    }
-    if (options_.sync && ::fdatasync(fd.get()) != 0) {
-      int err = errno;
-      fd.Reset();
-      return fail(err, "sync");
-    }
-    if (::close(fd.release()) != 0) return fail(errno, "close");
-    if (options_.sync && ::fsync(dir) != 0) return SysError(errno, "sync directory of", Full(path));
     return Ok();
   }
 
@@ -458,6 +417,10 @@ class LocalStore final : public Store {
     if (cur.get() < 0) return SysError(errno, "open", root_);
     for (std::string_view part : parts) {
       std::string name(part);
+      auto fail = [&](int err, std::string_view op) {
+        size_t prefix_end = static_cast<size_t>(part.data() - path.data()) + part.size();
+        return SysError(err, op, Full(path.substr(0, prefix_end)));
+      };
       auto open_dir = [&] {
         return RetryOnEintr([&] { return ::openat(cur.get(), name.c_str(), kDirFlags); });
       };
@@ -465,24 +428,16 @@ class LocalStore final : public Store {
       if (fd < 0 && errno == ENOENT && create) {
         if (::mkdirat(cur.get(), name.c_str(), kDirMode) == 0) {
           // Make the new entry durable before anything is written below it.
-          if (options_.sync && ::fsync(cur.get()) != 0) {
-            return SysError(errno, "sync directory of",
-                            Full(path.substr(0, PrefixEnd(path, part))));
-          }
+          if (options_.sync && ::fsync(cur.get()) != 0) return fail(errno, "sync directory");
         } else if (errno != EEXIST) {
-          return SysError(errno, "create directory", Full(path.substr(0, PrefixEnd(path, part))));
+          return fail(errno, "create directory");
         }
         fd = open_dir();
       }
-      if (fd < 0)
-        return SysError(errno, "open directory", Full(path.substr(0, PrefixEnd(path, part))));
+      if (fd < 0) return fail(errno, "open directory");
       cur = UniqueFd(fd);
     }
     return cur;
-  }
-
-  static size_t PrefixEnd(std::string_view path, std::string_view part) {
-    return static_cast<size_t>(part.data() - path.data()) + part.size();
   }
 
   Result<Parent> OpenParent(std::string_view path, bool create) {
@@ -491,6 +446,34 @@ class LocalStore final : public Store {
     auto dir = OpenDir(std::span(parts).first(parts.size() - 1), create, path);
     if (!dir) return dir.error();
     return Parent{std::move(*dir), std::string(parts.back())};
+  }
+
+  // Creates `name` in `dir` exclusively (O_EXCL), writes `data`, syncs and
+  // closes it. On failure the file is removed again: a half-written temp file
+  // is garbage, and a withdrawn claim lets a retry win it.
+  Result<void> CreateFilled(int dir, const std::string& name, std::string_view data,
+                            std::string_view path) {
+    UniqueFd fd(RetryOnEintr([&] {
+      return ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | kFileFlags, kFileMode);
+    }));
+    if (fd.get() < 0) {
+      if (errno == EEXIST) return detail::AlreadyExists(Full(path));
+      return SysError(errno, "create", Full(path));
+    }
+    int err = WriteAllAt(fd.get(), data, 0);
+    std::string_view op = "write";
+    if (err == 0 && options_.sync && ::fdatasync(fd.get()) != 0) {
+      err = errno;
+      op = "sync";
+    }
+    // Close even after an error; NFS reports delayed write errors here.
+    if (::close(fd.release()) != 0 && err == 0) {
+      err = errno;
+      op = "close";
+    }
+    if (err == 0) return Ok();
+    ::unlinkat(dir, name.c_str(), 0);
+    return SysError(err, op, Full(path));
   }
 
   // Opens an existing regular file (never a symlink, directory or FIFO).

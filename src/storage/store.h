@@ -148,7 +148,8 @@ std::unique_ptr<Store> NewMemStore(const Clock* clock = nullptr);
 // syncs, renames, creates), every further mutating call fails with `fail_with`
 // until Reset(). Reads never fail. Not owned: `inner` must outlive it.
 // Mutating calls: WriteAtomic, CreateExclusive, OpenWrite, Rename, Remove,
-// RemoveAll, Touch, and WritableFile's Append, Truncate, Sync, Close. A failed
+// RemoveAll, Touch, and WritableFile's Append, Truncate, Sync, Close; each
+// let through counts against `ok_ops` whatever `inner` then returns. A failed
 // call does not reach `inner` (a failed WriteAtomic leaves the old content; a
 // failed Append writes nothing).
 class FaultyStore;

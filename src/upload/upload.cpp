@@ -211,15 +211,24 @@ Result<Uploads::Chain> Uploads::ReadChain(const std::string& id) {
       return FromStorage(text.error());
     }
     Link link;
+    bool valid = true;
     try {
       json j = json::parse(*text);
       link = Link{chain.end, j.at("length").get<uint64_t>(), j.at("part").get<std::string>(),
                   j.at("at").get<int64_t>()};
-    } catch (const std::exception& e) {
-      return MakeError(upload::errc::io_error, "chunk record of " + id + " is corrupt: " + e.what());
+      valid = link.length > 0 && IsValidId(link.part);
+    } catch (const std::exception&) {
+      valid = false;
     }
-    if (link.length == 0 || !IsValidId(link.part)) {
-      return MakeError(upload::errc::io_error, "chunk record of " + id + " is corrupt");
+    if (!valid) {
+      // A record being written right now reads as empty or partial: not yet
+      // committed. One left torn by a crash (older than the busy window)
+      // would block the offset forever: remove it so it can be claimed again.
+      auto st = store_.Stat(ChunkPath(id, chain.end));
+      if (st && clock_.NowUnixMillis() - st->mtime_unix_nanos / 1'000'000 > options_.busy_stale_ms) {
+        (void)store_.Remove(ChunkPath(id, chain.end));
+      }
+      break;
     }
     chain.end += link.length;
     chain.last_at_ms = std::max(chain.last_at_ms, link.at_ms);
