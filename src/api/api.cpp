@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -234,9 +235,11 @@ class Api : public std::enable_shared_from_this<Api> {
   asio::awaitable<void> Readyz(Exchange& ex) {
     std::string reason;
     if (s_.readiness.Ready(s_.clock.NowUnixMillis(), 2000, 10'000, &reason)) {
-      co_await ex.Send(Json(200, {{"status", "ready"}, {"node", o_.node_id}}));
+      json body = {{"status", "ready"}, {"node", o_.node_id}};
+      co_await ex.Send(Json(200, body));
     } else {
-      co_await ex.Send(Json(503, {{"status", "not ready"}, {"reason", reason}, {"node", o_.node_id}}));
+      json body = {{"status", "not ready"}, {"reason", reason}, {"node", o_.node_id}};
+      co_await ex.Send(Json(503, body));
     }
   }
 
@@ -251,7 +254,8 @@ class Api : public std::enable_shared_from_this<Api> {
 
   // ---- session ----
   asio::awaitable<void> GetSession(Exchange& ex) {
-    co_await ex.Send(Json(200, {{"signed_in", s_.access.Authenticate(ex.request()).authenticated}}));
+    json body = {{"signed_in", s_.access.Authenticate(ex.request()).authenticated}};
+    co_await ex.Send(Json(200, body));
   }
 
   asio::awaitable<void> PostSession(Exchange& ex) {
@@ -263,11 +267,13 @@ class Api : public std::enable_shared_from_this<Api> {
       co_await ex.Send(http::JsonError(401, "unauthorized", "That token is not right. Copy it from the hub's start-up log."));
       co_return;
     }
-    co_await ex.Send(NoContent({{"Set-Cookie", cookie}}));
+    http::Headers h = {{"Set-Cookie", cookie}};
+    co_await ex.Send(NoContent(std::move(h)));
   }
 
   asio::awaitable<void> DeleteSession(Exchange& ex) {
-    co_await ex.Send(NoContent({{"Set-Cookie", TokenAccess::SignOutCookie()}}));
+    http::Headers h = {{"Set-Cookie", TokenAccess::SignOutCookie()}};
+    co_await ex.Send(NoContent(std::move(h)));
   }
 
   // ---- videos ----
@@ -296,9 +302,10 @@ class Api : public std::enable_shared_from_this<Api> {
     }
     json items = json::array();
     for (const auto& v : page->items) items.push_back(catalog::ToJson(v));
-    co_await ex.Send(Json(200, {{"items", items},
-                                {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)},
-                                {"total", page->total}}));
+    json body = {{"items", items},
+                 {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)},
+                 {"total", page->total}};
+    co_await ex.Send(Json(200, body));
   }
 
   asio::awaitable<void> GetVideo(Exchange& ex) {
@@ -596,9 +603,9 @@ class Api : public std::enable_shared_from_this<Api> {
       std::erase_if(listeners_, [&](const auto& w) { auto p = w.lock(); return !p || p == l; });
       --sse_clients_;
     };
-    if (!co_await ex.BeginStream(200, {{"Content-Type", "text/event-stream"},
-                                       {"Cache-Control", "no-store"},
-                                       {"X-Accel-Buffering", "no"}})) {
+    http::Headers sse_headers = {
+        {"Content-Type", "text/event-stream"}, {"Cache-Control", "no-store"}, {"X-Accel-Buffering", "no"}};
+    if (!co_await ex.BeginStream(200, std::move(sse_headers))) {
       done();
       co_return;
     }
@@ -656,12 +663,13 @@ class Api : public std::enable_shared_from_this<Api> {
   }
 
   asio::awaitable<void> TusOptions(Exchange& ex) {
-    co_await ex.Send(NoContent({{"Tus-Resumable", std::string(upload::kTusVersion)},
+    http::Headers h = {{"Tus-Resumable", std::string(upload::kTusVersion)},
                                 {"Tus-Version", std::string(upload::kTusVersion)},
                                 {"Tus-Extension", std::string(upload::kTusExtensions)},
                                 {"Tus-Max-Size", std::to_string(s_.uploads.options().max_size_bytes)},
                                 {"Tus-Checksum-Algorithm", std::string(upload::kTusChecksumAlgorithms)},
-                                {"Access-Control-Max-Age", "86400"}}));
+                                {"Access-Control-Max-Age", "86400"}};
+    co_await ex.Send(NoContent(std::move(h)));
   }
 
   std::string Expires(int64_t ms) { return FormatHttpDate(ms / 1000); }

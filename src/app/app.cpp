@@ -229,8 +229,7 @@ void App::Impl::Sweep() {
     if (v->deleted) {
       if (auto r = repo->ReclaimIfExpired(id, grace); r && *r) spdlog::info("reclaimed deleted video {}", id);
     } else if (v->status == catalog::VideoStatus::kUploading &&
-               videos_store->Stat(catalog::VideoRepository::OriginalPath(id)).ok() &&
-               !videos_store->Stat(id + "/upload/info.json").ok()) {
+               videos_store->Stat(catalog::VideoRepository::OriginalPath(id)).ok()) {
       // The process that finished the upload died before recording it.
       catalog::VideoPatch p;
       p.status = catalog::VideoStatus::kReady;
@@ -295,6 +294,7 @@ Result<void> App::Start() {
   upload::UploadOptions uo;
   uo.max_size_bytes = m.cfg.max_upload_size_mb << 20;
   uo.expiry_ms = static_cast<int64_t>(m.cfg.upload_expiry_hours) * 3600 * 1000;
+  uo.node_id = m.node_id;
   m.uploads = std::make_unique<upload::Uploads>(*m.videos_store, m.clock, uo);
   m.access = std::make_unique<api::TokenAccess>(m.admin_token, m.clock);
   unsigned cores = std::max(2u, std::thread::hardware_concurrency());
@@ -313,6 +313,8 @@ Result<void> App::Start() {
   http::ServerOptions so;
   so.bind = m.cfg.http_bind;
   so.port = m.cfg.http_port;
+  so.header_timeout = std::chrono::seconds(m.cfg.http_header_timeout_s);
+  so.idle_timeout = std::chrono::seconds(m.cfg.http_idle_timeout_s);
   Metrics* metrics = &m.metrics;
   auto& bytes_in = metrics->Counter("hub_http_received_bytes_total", {}, "Request bytes received.");
   auto& bytes_out = metrics->Counter("hub_http_sent_bytes_total", {}, "Response bytes sent.");

@@ -27,9 +27,9 @@ std::string Describe(const Result<T>& r) {
   return r.ok() ? "ok" : r.error().code.message() + ": " + r.error().message;
 }
 
-#define ASSERT_OK(expr)                               \
-  do {                                                \
-    const auto& assert_ok_r_ = (expr);                \
+#define ASSERT_OK(expr)                                       \
+  do {                                                        \
+    const auto& assert_ok_r_ = (expr);                        \
     ASSERT_TRUE(assert_ok_r_.ok()) << Describe(assert_ok_r_); \
   } while (0)
 
@@ -122,6 +122,7 @@ TEST_F(RepositoryTest, CreateGetUpdateDeleteRoundTrip) {
 }
 
 TEST_F(RepositoryTest, MissingAndMalformedIdsAreNotFound) {
+  ASSERT_OK(store_->WriteAtomic("streams/video.json", "{\"id\":\"streams\",\"created_at_ms\":1}"));
   for (std::string id : {"missing", "", "../etc", "a/b", ".uploads", "streams"}) {
     EXPECT_EQ(repo_.Get(id).code(), errc::not_found) << id;
     EXPECT_EQ(repo_.GetIncludingDeleted(id).code(), errc::not_found) << id;
@@ -189,7 +190,8 @@ TEST_F(RepositoryTest, EqualTimestampsBreakTiesByNodeId) {
   EXPECT_EQ(repo_.Get("vid1")->title, "from a");
   ASSERT_OK(store_->WriteAtomic("vid1/state/b.json", Overlay("title", "from b", kStartMs, "b")));
   EXPECT_EQ(repo_.Get("vid1")->title, "from b");
-  ASSERT_OK(store_->WriteAtomic("vid1/state/a.json", Overlay("title", "a again", kStartMs + 1, "a")));
+  ASSERT_OK(
+      store_->WriteAtomic("vid1/state/a.json", Overlay("title", "a again", kStartMs + 1, "a")));
   EXPECT_EQ(repo_.Get("vid1")->title, "a again");
 }
 
@@ -203,14 +205,13 @@ TEST_F(RepositoryTest, CorruptOverlayIsSkipped) {
   ASSERT_OK(store_->WriteAtomic("vid1/state/empty.json", ""));
   // Entries with the wrong types or no timestamp are skipped field by field.
   ASSERT_OK(store_->WriteAtomic(
-      "vid1/state/typo.json",
-      json{{"title", {{"v", 42}, {"t", later}, {"n", "typo"}}},
-           {"status", {{"v", "exploded"}, {"t", later}, {"n", "typo"}}},
-           {"size", {{"v", -5}, {"t", later}, {"n", "typo"}}},
-           {"media", {{"v", "not an object"}, {"t", later}, {"n", "typo"}}},
-           {"description", {{"v", "no timestamp"}}},
-           {"error", {{"v", "valid"}, {"t", later}, {"n", "typo"}}}}
-          .dump()));
+      "vid1/state/typo.json", json{{"title", {{"v", 42}, {"t", later}, {"n", "typo"}}},
+                                   {"status", {{"v", "exploded"}, {"t", later}, {"n", "typo"}}},
+                                   {"size", {{"v", -5}, {"t", later}, {"n", "typo"}}},
+                                   {"media", {{"v", "not an object"}, {"t", later}, {"n", "typo"}}},
+                                   {"description", {{"v", "no timestamp"}}},
+                                   {"error", {{"v", "valid"}, {"t", later}, {"n", "typo"}}}}
+                                  .dump()));
   ASSERT_OK(store_->WriteAtomic("vid1/state/huge.json",
                                 Overlay("title", std::string(300'000, 'x'), later, "huge")));
   ASSERT_OK(store_->WriteAtomic("vid1/state/notes.txt", "not an overlay"));
@@ -235,7 +236,8 @@ TEST_F(RepositoryTest, CorruptOverlayIsSkipped) {
 TEST_F(RepositoryTest, UnreadableCreationRecordIsCorrupt) {
   ASSERT_OK(store_->WriteAtomic("half/video.json", "{\"id\":\"half\",\"crea"));
   EXPECT_EQ(repo_.Get("half").code(), errc::corrupt);
-  ASSERT_OK(store_->WriteAtomic("other/video.json", json{{"id", "half"}, {"created_at_ms", 1}}.dump()));
+  ASSERT_OK(
+      store_->WriteAtomic("other/video.json", json{{"id", "half"}, {"created_at_ms", 1}}.dump()));
   EXPECT_EQ(repo_.Get("other").code(), errc::corrupt);  // the id must match its directory
 }
 
@@ -347,6 +349,18 @@ TEST_F(RepositoryTest, TombstoneHidesAndReclaimRespectsGrace) {
   ASSERT_OK(repo_.Get("vid2"));
 }
 
+TEST_F(RepositoryTest, TombstoneBeingWrittenCountsWithItsMtime) {
+  MustCreate("vid1");
+  clock_.Advance(5s);
+  // Another node's exclusive create has made the file but not written it yet.
+  ASSERT_OK(store_->WriteAtomic("vid1/deleted", ""));
+  EXPECT_EQ(repo_.Get("vid1").code(), errc::not_found);
+  auto v = repo_.GetIncludingDeleted("vid1");
+  ASSERT_OK(v);
+  EXPECT_TRUE(v->deleted);
+  EXPECT_EQ(v->deleted_at_ms, kStartMs + 5000);
+}
+
 TEST_F(RepositoryTest, ListIdsIgnoresJunk) {
   MustCreate("b2");
   MustCreate("a1");
@@ -397,22 +411,61 @@ TEST_F(RepositoryTest, FingerprintFollowsEveryFile) {
   EXPECT_EQ(repo_.Fingerprint("nope").code(), errc::not_found);
 }
 
+// Passes every call through, yielding the thread after each read so that
+// threads interleave inside read-modify-write sequences.
+class YieldingStore final : public storage::Store {
+ public:
+  explicit YieldingStore(storage::Store& inner) : inner_(inner) {}
+  Result<std::unique_ptr<storage::ReadableFile>> OpenRead(std::string_view p) override {
+    return inner_.OpenRead(p);
+  }
+  Result<std::string> ReadAll(std::string_view p, size_t max) override {
+    auto r = inner_.ReadAll(p, max);
+    for (int i = 0; i < 50; ++i) std::this_thread::yield();
+    return r;
+  }
+  Result<void> WriteAtomic(std::string_view p, std::string_view d) override {
+    return inner_.WriteAtomic(p, d);
+  }
+  Result<void> CreateExclusive(std::string_view p, std::string_view d) override {
+    return inner_.CreateExclusive(p, d);
+  }
+  Result<std::unique_ptr<storage::WritableFile>> OpenWrite(std::string_view p, bool c) override {
+    return inner_.OpenWrite(p, c);
+  }
+  Result<storage::FileInfo> Stat(std::string_view p) override { return inner_.Stat(p); }
+  Result<std::vector<std::string>> List(std::string_view d) override { return inner_.List(d); }
+  Result<void> Rename(std::string_view f, std::string_view t) override {
+    return inner_.Rename(f, t);
+  }
+  Result<void> Remove(std::string_view p) override { return inner_.Remove(p); }
+  Result<void> RemoveAll(std::string_view p) override { return inner_.RemoveAll(p); }
+  Result<void> Touch(std::string_view p) override { return inner_.Touch(p); }
+  Result<storage::SpaceInfo> Space() override { return inner_.Space(); }
+  std::string Describe() const override { return "yielding:" + inner_.Describe(); }
+
+ private:
+  storage::Store& inner_;
+};
+
 TEST_F(RepositoryTest, ConcurrentUpdatesOnOneNodeLoseNothing) {
-  MustCreate("vid1");
+  YieldingStore yielding(*store_);
+  VideoRepository repo(yielding, "node-a", clock_);
+  ASSERT_OK(repo.Create(MakeNew("vid1")));
   constexpr int kRounds = 40;
   std::thread titles([&] {
     for (int i = 0; i < kRounds; ++i) {
-      EXPECT_TRUE(repo_.Update("vid1", VideoPatch{.title = "t" + std::to_string(i)}).ok());
+      EXPECT_TRUE(repo.Update("vid1", VideoPatch{.title = "t" + std::to_string(i)}).ok());
     }
   });
   std::thread descriptions([&] {
     for (int i = 0; i < kRounds; ++i) {
-      EXPECT_TRUE(repo_.Update("vid1", VideoPatch{.description = "d" + std::to_string(i)}).ok());
+      EXPECT_TRUE(repo.Update("vid1", VideoPatch{.description = "d" + std::to_string(i)}).ok());
     }
   });
   titles.join();
   descriptions.join();
-  auto v = repo_.Get("vid1");
+  auto v = repo.Get("vid1");
   ASSERT_OK(v);
   EXPECT_EQ(v->title, "t" + std::to_string(kRounds - 1));
   EXPECT_EQ(v->description, "d" + std::to_string(kRounds - 1));
@@ -421,7 +474,8 @@ TEST_F(RepositoryTest, ConcurrentUpdatesOnOneNodeLoseNothing) {
 TEST(VideoRepository, RejectsNodeIdsThatCannotNameAFile) {
   ManualClock clock;
   auto store = storage::NewMemStore(&clock);
-  for (const std::string& bad : std::vector<std::string>{"", ".hidden", "../x", "a/b", std::string(65, 'n'), "sp ace"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".hidden", "../x", "a/b", std::string(65, 'n'), "sp ace"}) {
     EXPECT_THROW((VideoRepository{*store, bad, clock}), std::invalid_argument) << bad;
   }
   EXPECT_NO_THROW((VideoRepository{*store, "host-1.example.com", clock}));
@@ -496,7 +550,7 @@ TEST(LowerForSearch, FoldsCommonScripts) {
   EXPECT_EQ(detail::LowerForSearch("\xC3\x84RGER \xC3\x9C"), "\xC3\xA4rger \xC3\xBC");  // ÄRGER Ü
   EXPECT_EQ(detail::LowerForSearch("\xC5\x81\xC3\x93\xC5\xB9"), "\xC5\x82\xC3\xB3\xC5\xBA");  // ŁÓŹ
   EXPECT_EQ(detail::LowerForSearch("\xD0\x9C\xD0\x98\xD0\xA0"), "\xD0\xBC\xD0\xB8\xD1\x80");  // МИР
-  EXPECT_EQ(detail::LowerForSearch("\xCE\xA9"), "\xCF\x89");  // Ω
+  EXPECT_EQ(detail::LowerForSearch("\xCE\xA9"), "\xCF\x89");                                  // Ω
   EXPECT_EQ(detail::LowerForSearch("\xC3\x97"), "\xC3\x97");  // × stays
   EXPECT_EQ(detail::LowerForSearch("bad \xff"), "bad \xff");
 }
@@ -667,8 +721,8 @@ TEST_F(IndexTest, RejectsBadCursorSortAndLimit) {
   bad = q;
   bad.sort = "random";
   EXPECT_EQ(code(bad), errc::invalid_argument);
-  for (std::string c : {std::string("!!!"), std::string("abc"), std::string("a"),
-                        cursor + "x", cursor.substr(1), std::string(5000, 'A'),
+  for (std::string c : {std::string("!!!"), std::string("abc"), std::string("a"), cursor + "x",
+                        cursor.substr(1), std::string(5000, 'A'),
                         std::string("W10"),  // "[]"
                         std::string(1, '\0')}) {
     bad = q;
@@ -698,10 +752,14 @@ TEST_F(IndexTest, SyncFromFollowsOtherNodesAndRereadsOnlyWhatChanged) {
 
   // Another node creates a video: only its files appear on the storage.
   clock_.Advance(1s);
-  const json record{{"id", "remote"},         {"created_at_ms", kStartMs + 1000},
-                    {"original_name", "r.mp4"}, {"content_type", "video/mp4"},
-                    {"title", "From afar"},     {"description", ""},
-                    {"size", 5},                {"status", "ready"}};
+  const json record{{"id", "remote"},
+                    {"created_at_ms", kStartMs + 1000},
+                    {"original_name", "r.mp4"},
+                    {"content_type", "video/mp4"},
+                    {"title", "From afar"},
+                    {"description", ""},
+                    {"size", 5},
+                    {"status", "ready"}};
   ASSERT_OK(store_->CreateExclusive("remote/video.json", record.dump()));
   EXPECT_EQ(MustSync(*index_), 1u);
   EXPECT_EQ(Search("afar"), std::vector<std::string>{"remote"});
@@ -835,6 +893,30 @@ TEST_F(IndexTest, FindAndSyncFromSeveralThreads) {
   syncer.join();
   reader.join();
   EXPECT_EQ(index_->size(), 50u);
+}
+
+TEST_F(IndexTest, CorruptionFoundWhileOpenResetsTheIndex) {
+  for (int i = 0; i < 20; ++i) MustCreate("v" + std::to_string(i));
+  EXPECT_EQ(MustSync(*index_), 20u);
+  {
+    // Move everything from the WAL into the file, then damage the file.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+    std::fstream out(path_, std::ios::binary | std::ios::in | std::ios::out);
+    for (int i = 0; i < 2048; ++i) out << "garbage!";
+  }
+  Query q;
+  q.q = "about";
+  auto damaged = index_->Find(q);
+  EXPECT_EQ(damaged.code(), errc::corrupt) << Describe(damaged);
+  auto empty = index_->Find(q);
+  ASSERT_OK(empty);
+  EXPECT_EQ(empty->total, 0u);
+  EXPECT_EQ(MustSync(*index_), 20u);
+  EXPECT_EQ(index_->Find(q)->total, 20u);
 }
 
 }  // namespace

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -33,8 +33,8 @@ constexpr size_t kSyncBatch = 256;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kSchema = R"sql(
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE videos(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS videos(
   id TEXT PRIMARY KEY,
   title TEXT NOT NULL,
   description TEXT NOT NULL,
@@ -46,9 +46,9 @@ CREATE TABLE videos(
   updated_at_ms INTEGER NOT NULL,
   json TEXT NOT NULL,
   fingerprint TEXT NOT NULL DEFAULT '');
-CREATE INDEX videos_by_created ON videos(created_at_ms, id);
-CREATE INDEX videos_by_title ON videos(title_lc, id);
-CREATE TABLE hidden(id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS videos_by_created ON videos(created_at_ms, id);
+CREATE INDEX IF NOT EXISTS videos_by_title ON videos(title_lc, id);
+CREATE TABLE IF NOT EXISTS hidden(id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL) WITHOUT ROWID;
 )sql";
 
 constexpr const char* kUpsertSql =
@@ -96,10 +96,9 @@ bool IsCorruption(const Error& e) {
 // Worth deleting the file and trying again at open: corruption, and also a
 // schema we cannot use (SQLITE_ERROR: "no such column" when preparing).
 bool IsRebuildable(const Error& e) {
-  return IsCorruption(e) ||
-         (e.code.category() == SqliteErrors() &&
-          (e.code.value() == SQLITE_ERROR || e.code.value() == SQLITE_SCHEMA ||
-           e.code.value() == SQLITE_MISMATCH));
+  return IsCorruption(e) || (e.code.category() == SqliteErrors() &&
+                             (e.code.value() == SQLITE_ERROR || e.code.value() == SQLITE_SCHEMA ||
+                              e.code.value() == SQLITE_MISMATCH));
 }
 
 void RemoveDbFiles(const std::string& path) {
@@ -158,9 +157,9 @@ class Conn {
   // returned; IsRebuildable() tells whether deleting the file may help.
   static Result<std::unique_ptr<Conn>> Open(const std::string& path) {
     sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                   nullptr);
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     std::unique_ptr<Conn> c(new Conn(Db(raw)));
     if (rc != SQLITE_OK) return SqlError(raw, rc, "opening " + path);
     sqlite3_busy_timeout(raw, kBusyTimeoutMs);
@@ -181,9 +180,10 @@ class Conn {
       if (step != SQLITE_DONE) return SqlError(raw, step, "reading the schema of " + path);
     }
     if (!any_table) {
+      // Idempotent (IF NOT EXISTS, OR IGNORE): another opener may race us.
       HUB_TRY(c->Exec("BEGIN IMMEDIATE"));
       HUB_TRY(c->Exec(kSchema));
-      HUB_TRY(c->Exec(("INSERT INTO meta(key, value) VALUES('schema_version', '" +
+      HUB_TRY(c->Exec(("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '" +
                        std::to_string(kSchemaVersion) + "')")
                           .c_str()));
       HUB_TRY(c->Exec("COMMIT"));
@@ -196,15 +196,15 @@ class Conn {
         if (use.Step() == SQLITE_ROW) version = use.ColumnText(0);
       }
       if (version != std::to_string(kSchemaVersion)) {
-        return MakeError(errc::corrupt, "local index " + path + " has schema version \"" +
-                                            version + "\", this program uses " +
+        return MakeError(errc::corrupt, "local index " + path + " has schema version \"" + version +
+                                            "\", this program uses " +
                                             std::to_string(kSchemaVersion));
       }
     }
     // Prepare the fixed statements now, so that a schema that does not
     // match what this code expects is found at open and not later.
-    for (const char* sql : {kUpsertSql, kDeleteVideoSql, kHideSql, kUnhideSql, kCountSql,
-                            kFingerprintsSql}) {
+    for (const char* sql :
+         {kUpsertSql, kDeleteVideoSql, kHideSql, kUnhideSql, kCountSql, kFingerprintsSql}) {
       auto s = c->Prepared(sql);
       if (!s.ok()) return s.error();
     }
@@ -368,7 +368,7 @@ Result<Cursor> DecodeCursor(const std::string& sort, std::string_view text) {
 std::string LikePattern(std::string_view needle) {
   std::string p = "%";
   for (char c : needle) {
-    (void)0;
+    if (c == '%' || c == '_' || c == '\\') p += '\\';
     p += c;
   }
   p += '%';
@@ -435,7 +435,8 @@ class SqliteIndex final : public Index {
       : path_(std::move(path)), conn_(std::move(conn)) {}
 
   Result<void> Put(const Video& v) override {
-    if (!IsValidId(v.id)) return MakeError(errc::invalid_argument, "cannot index a video without a valid id");
+    if (!IsValidId(v.id))
+      return MakeError(errc::invalid_argument, "cannot index a video without a valid id");
     if (v.deleted) return Remove(v.id);
     // The fingerprint is unknown here: empty makes the next SyncFrom re-read
     // the video once, so a stale Put can never stick.
@@ -475,18 +476,18 @@ class SqliteIndex final : public Index {
     std::string page_where = filter;
     if (after) {
       if (!page_where.empty()) page_where += " AND ";
-      page_where += title ? "(title_lc, id) > (?2, ?3)"
-                          : desc ? "(created_at_ms, id) < (?2, ?3)" : "(created_at_ms, id) > (?2, ?3)";
+      page_where += title  ? "(title_lc, id) > (?2, ?3)"
+                    : desc ? "(created_at_ms, id) < (?2, ?3)"
+                           : "(created_at_ms, id) > (?2, ?3)";
     }
     const std::string count_sql =
         std::string(kCountSql) + (filter.empty() ? "" : " WHERE " + filter);
-    const std::string page_sql =
-        "SELECT id, created_at_ms, title_lc, json FROM videos" +
-        (page_where.empty() ? std::string() : " WHERE " + page_where) +
-        (title  ? " ORDER BY title_lc ASC, id ASC"
-         : desc ? " ORDER BY created_at_ms DESC, id DESC"
-                : " ORDER BY created_at_ms ASC, id ASC") +
-        " LIMIT ?4";
+    const std::string page_sql = "SELECT id, created_at_ms, title_lc, json FROM videos" +
+                                 (page_where.empty() ? std::string() : " WHERE " + page_where) +
+                                 (title  ? " ORDER BY title_lc ASC, id ASC"
+                                  : desc ? " ORDER BY created_at_ms DESC, id DESC"
+                                         : " ORDER BY created_at_ms ASC, id ASC") +
+                                 " LIMIT ?4";
     const std::string pattern = LikePattern(detail::LowerForSearch(needle));
 
     return WithConn([&](Conn& c) -> Result<Page> {

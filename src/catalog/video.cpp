@@ -22,10 +22,14 @@ class CategoryImpl final : public std::error_category {
   const char* name() const noexcept override { return "catalog"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::not_found: return "not found";
-      case errc::already_exists: return "already exists";
-      case errc::invalid_argument: return "invalid argument";
-      case errc::corrupt: return "corrupt";
+      case errc::not_found:
+        return "not found";
+      case errc::already_exists:
+        return "already exists";
+      case errc::invalid_argument:
+        return "invalid argument";
+      case errc::corrupt:
+        return "corrupt";
     }
     return "unknown catalog error";
   }
@@ -63,13 +67,6 @@ std::string OverlayPath(const std::string& id, const std::string& node) {
   return Path(id, kStateDir) + "/" + node + ".json";
 }
 
-Error NotFound(const std::string& id) {
-  if (!IsValidId(id)) {
-    return MakeError(errc::not_found, "not a video id: ids are 1..64 characters of [0-9A-Za-z_-]");
-  }
-  return MakeError(errc::not_found, "no video with id \"" + id + "\"");
-}
-
 Error Invalid(std::string message) { return MakeError(errc::invalid_argument, std::move(message)); }
 
 // Keeps the storage error code (no_space, io_error... so that callers can
@@ -78,13 +75,34 @@ Error StorageError(const Error& e, const std::string& doing) {
   return MakeError(e.code, doing + ": " + e.message);
 }
 
-bool IsStorage(const Error& e, storage::errc code) { return e.code == storage::make_error_code(code); }
+bool IsStorage(const Error& e, storage::errc code) {
+  return e.code == storage::make_error_code(code);
+}
+
+// A name that can be a video's directory: a valid id, and not one of the
+// top-level names used for something else.
+bool IsVideoId(std::string_view id) {
+  return IsValidId(id) &&
+         std::find(std::begin(kReservedIds), std::end(kReservedIds), id) == std::end(kReservedIds);
+}
+
+bool IsMissing(const Error& e) {
+  return IsStorage(e, storage::errc::not_found) || IsStorage(e, storage::errc::not_a_directory);
+}
+
+Error NotFound(const std::string& id) {
+  if (!IsVideoId(id)) {
+    return MakeError(errc::not_found,
+                     "no such video: video ids are 1..64 characters of [0-9A-Za-z_-]");
+  }
+  return MakeError(errc::not_found, "no video with id \"" + id + "\"");
+}
 
 bool IsValidNodeId(std::string_view node) {
   if (node.empty() || node.size() > 64 || node.front() == '.') return false;
   return std::all_of(node.begin(), node.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '-' || c == '.';
   });
 }
 
@@ -288,8 +306,13 @@ bool ApplyField(Video& v, Field f, const json& value) {
     case kDescription:
     case kError:
       if (!value.is_string()) return false;
-      (f == kTitle ? v.title : f == kDescription ? v.description : v.error) =
-          value.get<std::string>();
+      if (f == kTitle) {
+        v.title = value.get<std::string>();
+      } else if (f == kDescription) {
+        v.description = value.get<std::string>();
+      } else {
+        v.error = value.get<std::string>();
+      }
       return true;
     case kStatus: {
       if (!value.is_string()) return false;
@@ -354,15 +377,13 @@ struct Stamp {
   std::string node;
 };
 
-bool Newer(const Stamp& a, const Stamp& b) {
-  return std::tie(a.t, a.node) > std::tie(b.t, b.node);
-}
+bool Newer(const Stamp& a, const Stamp& b) { return std::tie(a.t, a.node) > std::tie(b.t, b.node); }
 
 // A video merged from its files, with what Update needs besides.
 struct Loaded {
   Video video;
-  Stamp stamp[kFieldCount];    // of each field's winning value = the newest seen
-  json own = json::object();   // this node's overlay, to be extended by Update
+  Stamp stamp[kFieldCount];   // of each field's winning value = the newest seen
+  json own = json::object();  // this node's overlay, to be extended by Update
 };
 
 }  // namespace
@@ -374,10 +395,14 @@ const std::error_category& category() {
 
 std::string_view ToString(VideoStatus s) {
   switch (s) {
-    case VideoStatus::kUploading: return "uploading";
-    case VideoStatus::kProcessing: return "processing";
-    case VideoStatus::kReady: return "ready";
-    case VideoStatus::kFailed: return "failed";
+    case VideoStatus::kUploading:
+      return "uploading";
+    case VideoStatus::kProcessing:
+      return "processing";
+    case VideoStatus::kReady:
+      return "ready";
+    case VideoStatus::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -394,18 +419,39 @@ std::optional<VideoStatus> ParseStatus(std::string_view s) {
 
 namespace {
 
+// When the video was deleted, or nullopt if it is not. Opens the tombstone
+// rather than stat()ing it: attribute caches on NFS lag behind other nodes.
+Result<std::optional<int64_t>> ReadTombstone(storage::Store& store, const std::string& id) {
+  auto data = store.ReadAll(Path(id, kTombstone), kMaxTombstoneBytes);
+  if (!data.ok()) {
+    if (IsMissing(data.error())) return std::optional<int64_t>();
+    if (!IsStorage(data.error(), storage::errc::too_large)) {
+      return StorageError(data.error(), "checking whether video " + id + " is deleted");
+    }
+  }
+  if (data.ok()) {
+    // Written by MarkDeleted; empty while its exclusive create is in flight.
+    if (auto at = AsInt64(Member(json::parse(*data, nullptr, false), "at"))) {
+      return std::optional<int64_t>(*at);
+    }
+  }
+  auto info = store.Stat(Path(id, kTombstone));
+  if (!info.ok()) {
+    if (IsMissing(info.error())) return std::optional<int64_t>();
+    return StorageError(info.error(), "checking whether video " + id + " is deleted");
+  }
+  return std::optional<int64_t>(info->mtime_unix_nanos / 1'000'000);
+}
+
 // The body of Get/GetIncludingDeleted/Update: reads every file of a video and
 // merges them. Corrupt overlays are skipped; errors other than "not there"
 // and "corrupt" are returned, so that a flaky mount never passes for a
 // smaller truth.
 Result<Loaded> Load(storage::Store& store, const std::string& node_id, const std::string& id) {
-  if (!IsValidId(id)) return NotFound(id);
+  if (!IsVideoId(id)) return NotFound(id);
   auto raw = store.ReadAll(Path(id, kCreationRecord), kMaxRecordBytes);
   if (!raw.ok()) {
-    if (IsStorage(raw.error(), storage::errc::not_found) ||
-        IsStorage(raw.error(), storage::errc::not_a_directory)) {
-      return NotFound(id);
-    }
+    if (IsMissing(raw.error())) return NotFound(id);
     if (IsStorage(raw.error(), storage::errc::too_large)) {
       return MakeError(errc::corrupt, "video " + id + ": video.json is larger than " +
                                           std::to_string(kMaxRecordBytes) + " bytes");
@@ -416,8 +462,9 @@ Result<Loaded> Load(storage::Store& store, const std::string& node_id, const std
   // written right now may look empty or cut; it reads as corrupt until done.
   auto created = ParseCreationRecord(json::parse(*raw, nullptr, false), id);
   if (!created) {
-    return MakeError(errc::corrupt, "video " + id + ": video.json is unreadable (being "
-                                                    "created right now, or damaged)");
+    return MakeError(errc::corrupt, "video " + id +
+                                        ": video.json is unreadable (being "
+                                        "created right now, or damaged)");
   }
 
   Loaded l;
@@ -464,17 +511,11 @@ Result<Loaded> Load(storage::Store& store, const std::string& node_id, const std
   }
   for (const Stamp& s : l.stamp) l.video.updated_at_ms = std::max(l.video.updated_at_ms, s.t);
 
-  auto tomb = store.Stat(Path(id, kTombstone));
-  if (tomb.ok()) {
+  auto deleted_at = ReadTombstone(store, id);
+  if (!deleted_at.ok()) return deleted_at.error();
+  if (*deleted_at) {
     l.video.deleted = true;
-    l.video.deleted_at_ms = tomb->mtime_unix_nanos / 1'000'000;
-    auto data = store.ReadAll(Path(id, kTombstone), kMaxTombstoneBytes);
-    if (data.ok()) {
-      auto at = AsInt64(Member(json::parse(*data, nullptr, false), "at"));
-      if (at) l.video.deleted_at_ms = *at;
-    }
-  } else if (!IsStorage(tomb.error(), storage::errc::not_found)) {
-    return StorageError(tomb.error(), "checking whether video " + id + " is deleted");
+    l.video.deleted_at_ms = **deleted_at;
   }
   return l;
 }
@@ -494,11 +535,9 @@ std::string VideoRepository::OriginalPath(const std::string& id) { return Path(i
 
 Result<Video> VideoRepository::Create(const NewVideo& nv) {
   if (!IsValidId(nv.id)) {
-    return Invalid("video id \"" + nv.id + "\" is invalid: use 1..64 characters of [0-9A-Za-z_-]");
+    return Invalid("the video id is invalid: use 1..64 characters of [0-9A-Za-z_-]");
   }
-  for (std::string_view reserved : kReservedIds) {
-    if (nv.id == reserved) return Invalid("\"" + nv.id + "\" is reserved and cannot be a video id");
-  }
+  if (!IsVideoId(nv.id)) return Invalid("\"" + nv.id + "\" is reserved and cannot be a video id");
   HUB_TRY(CheckText("original file name", nv.original_name, kMaxOriginalNameBytes, false));
   HUB_TRY(CheckText("content type", nv.content_type, kMaxContentTypeBytes, false));
   Video v;
@@ -595,13 +634,12 @@ Result<Video> VideoRepository::Update(const std::string& id, const VideoPatch& p
 }
 
 Result<void> VideoRepository::MarkDeleted(const std::string& id) {
-  if (!IsValidId(id)) return NotFound(id);
+  if (!IsVideoId(id)) return NotFound(id);
   // Open the record rather than stat it: attribute caches on NFS may not yet
   // know a video another node just created.
   auto exists = store_.ReadAll(Path(id, kCreationRecord), kMaxRecordBytes);
   if (!exists.ok()) {
-    if (IsStorage(exists.error(), storage::errc::not_found) ||
-        IsStorage(exists.error(), storage::errc::not_a_directory)) {
+    if (IsMissing(exists.error())) {
       return NotFound(id);
     }
     if (!IsStorage(exists.error(), storage::errc::too_large)) {
@@ -624,16 +662,11 @@ Result<std::vector<std::string>> VideoRepository::ListIds() {
   }
   std::vector<std::string> ids;
   for (std::string& name : *names) {
-    // IsValidId also rejects ".uploads" and every other dot-name.
-    if (!IsValidId(name)) continue;
-    if (std::find(std::begin(kReservedIds), std::end(kReservedIds), name) !=
-        std::end(kReservedIds)) {
-      continue;
-    }
+    // Also rejects ".uploads" and every other dot-name.
+    if (!IsVideoId(name)) continue;
     auto info = store_.Stat(Path(name, kCreationRecord));
     if (!info.ok()) {
-      if (IsStorage(info.error(), storage::errc::not_found) ||
-          IsStorage(info.error(), storage::errc::not_a_directory)) {
+      if (IsMissing(info.error())) {
         continue;
       }
       return StorageError(info.error(), "listing videos");
@@ -644,20 +677,11 @@ Result<std::vector<std::string>> VideoRepository::ListIds() {
 }
 
 Result<bool> VideoRepository::ReclaimIfExpired(const std::string& id, int64_t grace_ms) {
-  if (!IsValidId(id)) return NotFound(id);
-  auto tomb = store_.Stat(Path(id, kTombstone));
-  if (!tomb.ok()) {
-    if (IsStorage(tomb.error(), storage::errc::not_found) ||
-        IsStorage(tomb.error(), storage::errc::not_a_directory)) {
-      return false;
-    }
-    return StorageError(tomb.error(), "checking the tombstone of video " + id);
-  }
-  int64_t at = tomb->mtime_unix_nanos / 1'000'000;
-  if (auto data = store_.ReadAll(Path(id, kTombstone), kMaxTombstoneBytes); data.ok()) {
-    if (auto a = AsInt64(Member(json::parse(*data, nullptr, false), "at"))) at = *a;
-  }
-  if (clock_.NowUnixMillis() - at < std::max<int64_t>(grace_ms, 0)) return false;
+  if (!IsVideoId(id)) return NotFound(id);
+  auto deleted_at = ReadTombstone(store_, id);
+  if (!deleted_at.ok()) return deleted_at.error();
+  if (!*deleted_at) return false;
+  if (clock_.NowUnixMillis() - **deleted_at < std::max<int64_t>(grace_ms, 0)) return false;
 
   // Order matters if this is interrupted: the bulk goes first, then the
   // creation record (the video is gone from then on), and only then the
@@ -674,15 +698,14 @@ Result<bool> VideoRepository::ReclaimIfExpired(const std::string& id, int64_t gr
 }
 
 Result<std::string> VideoRepository::Fingerprint(const std::string& id) {
-  if (!IsValidId(id)) return NotFound(id);
+  if (!IsVideoId(id)) return NotFound(id);
   std::string fp;
   // Appends "name:size:mtime;" when the file exists; `required` turns its
   // absence into not_found.
   auto add = [&](const std::string& name, bool required) -> Result<void> {
     auto info = store_.Stat(Path(id, name));
     if (!info.ok()) {
-      const bool missing = IsStorage(info.error(), storage::errc::not_found) ||
-                           IsStorage(info.error(), storage::errc::not_a_directory);
+      const bool missing = IsMissing(info.error());
       if (missing && !required) return Ok();
       if (missing) return NotFound(id);
       return StorageError(info.error(), "fingerprinting video " + id);
@@ -775,9 +798,7 @@ std::optional<Video> FromStoredJson(const json& j) {
   return v;
 }
 
-std::string Dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string LowerForSearch(std::string_view s) {
   std::string out;
@@ -796,7 +817,7 @@ std::string LowerForSearch(std::string_view s) {
       continue;
     }
     char32_t lower = cp;
-    if ((cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) ||  // Latin-1: À..Þ except ×
+    if ((cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) ||     // Latin-1: À..Þ except ×
         (cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) ||  // Greek Α..Ϋ
         (cp >= 0x410 && cp <= 0x42F)) {                 // Cyrillic А..Я
       lower = cp + 0x20;

@@ -135,6 +135,7 @@ Result<UploadStatus> Chunk::CommitImpl(bool verify) {
     return FromStorage(created.error());
   }
   done_ = true;
+  uploads_->EndFlight(token_);
   (void)store.Remove(BusyPath(id_, offset_));
   auto finished = uploads_->FinishIfComplete(id_);
   if (!finished) return finished.error();
@@ -144,6 +145,7 @@ Result<UploadStatus> Chunk::CommitImpl(bool verify) {
 void Chunk::Discard() {
   if (done_) return;
   done_ = true;
+  uploads_->EndFlight(token_);
   if (file_) (void)file_->Close();
   (void)uploads_->store_.Remove(PartPath(id_, token_));
   (void)uploads_->store_.Remove(BusyPath(id_, offset_));
@@ -152,7 +154,22 @@ void Chunk::Discard() {
 // ---- Uploads ----
 
 Uploads::Uploads(storage::Store& store, const Clock& clock, UploadOptions options)
-    : store_(store), clock_(clock), options_(options) {}
+    : store_(store), clock_(clock), options_(std::move(options)), instance_(RandomHex(6)) {}
+
+bool Uploads::MarkerIsOurs(const std::string& content) {
+  // "<node> <instance> <token>"
+  size_t a = content.find(' ');
+  size_t b = a == std::string::npos ? a : content.find(' ', a + 1);
+  if (b == std::string::npos || content.substr(0, a) != options_.node_id) return false;
+  if (content.substr(a + 1, b - a - 1) != instance_) return true;  // an earlier run of this node
+  std::lock_guard lock(mu_);
+  return inflight_.count(content.substr(b + 1)) == 0;
+}
+
+void Uploads::EndFlight(const std::string& token) {
+  std::lock_guard lock(mu_);
+  inflight_.erase(token);
+}
 
 Uploads::~Uploads() = default;
 
@@ -175,7 +192,6 @@ Result<UploadStatus> Uploads::Create(const std::string& id, uint64_t length,
   if (length == 0) {
     // Nothing will ever be PATCHed: the (empty) original exists at once.
     if (auto w = store_.WriteAtomic(OriginalPath(id), ""); !w) return FromStorage(w.error());
-    (void)store_.RemoveAll(Dir(id));
   }
   return Status(id);
 }
@@ -301,23 +317,35 @@ Result<std::unique_ptr<Chunk>> Uploads::BeginChunk(const std::string& id, uint64
   // Advisory marker: a second request at the same offset learns at once that
   // it would lose. Correctness does not depend on it (the commit record does).
   std::string token = RandomHex(12);
-  auto busy = store_.CreateExclusive(BusyPath(id, offset), token);
+  std::string marker = options_.node_id + " " + instance_ + " " + token;
+  {
+    std::lock_guard lock(mu_);
+    inflight_[token] = 1;
+  }
+  auto busy = store_.CreateExclusive(BusyPath(id, offset), marker);
   if (!busy && busy.code() == serr::already_exists) {
+    auto content = store_.ReadAll(BusyPath(id, offset), 1024);
     auto st = store_.Stat(BusyPath(id, offset));
     int64_t age_ms = st ? clock_.NowUnixMillis() - st->mtime_unix_nanos / 1'000'000 : INT64_MAX;
-    if (age_ms < options_.busy_stale_ms) {
+    if (!(content && MarkerIsOurs(*content)) && age_ms < options_.busy_stale_ms) {
+      EndFlight(token);
       return MakeError(upload::errc::busy,
                        "another request is uploading to this offset right now; retry after it ends");
     }
     (void)store_.Remove(BusyPath(id, offset));
-    busy = store_.CreateExclusive(BusyPath(id, offset), token);
+    busy = store_.CreateExclusive(BusyPath(id, offset), marker);
     if (!busy && busy.code() == serr::already_exists) {
+      EndFlight(token);
       return MakeError(upload::errc::busy, "another request is uploading to this offset right now");
     }
   }
-  if (!busy) return FromStorage(busy.error());
+  if (!busy) {
+    EndFlight(token);
+    return FromStorage(busy.error());
+  }
   auto file = store_.OpenWrite(PartPath(id, token), /*create=*/true);
   if (!file) {
+    EndFlight(token);
     (void)store_.Remove(BusyPath(id, offset));
     return FromStorage(file.error());
   }
@@ -386,8 +414,11 @@ Result<void> Uploads::Assemble(const std::string& id, const Info& info, const Ch
 }
 
 Result<bool> Uploads::FinishIfComplete(const std::string& id) {
+  // info.json and the chunk records stay after completion (they are tiny):
+  // a request that raced the last chunk then finds its offset taken instead
+  // of recreating a removed directory. Only the parts' bytes are removed.
   if (store_.Stat(OriginalPath(id)).ok()) {
-    (void)store_.RemoveAll(Dir(id));
+    (void)store_.RemoveAll(Dir(id) + "/parts");
     Forget(id);
     return true;
   }
@@ -397,14 +428,16 @@ Result<bool> Uploads::FinishIfComplete(const std::string& id) {
   if (!chain) return chain.error();
   if (chain->end < info->length) return false;
   HUB_TRY(Assemble(id, *info, *chain));
-  (void)store_.RemoveAll(Dir(id));
+  (void)store_.RemoveAll(Dir(id) + "/parts");
   Forget(id);
   return true;
 }
 
 Result<void> Uploads::Terminate(const std::string& id) {
   if (!IsValidId(id)) return MakeError(upload::errc::not_found, "no such upload");
-  if (!store_.Stat(InfoPath(id)).ok()) return MakeError(upload::errc::not_found, "no such upload");
+  if (!store_.Stat(InfoPath(id)).ok() || store_.Stat(OriginalPath(id)).ok()) {
+    return MakeError(upload::errc::not_found, "no such unfinished upload");
+  }
   auto r = store_.RemoveAll(Dir(id));
   Forget(id);
   if (!r) return FromStorage(r.error());
@@ -419,7 +452,9 @@ Result<std::vector<std::string>> Uploads::ListUnfinished() {
   }
   std::vector<std::string> out;
   for (const auto& n : *names) {
-    if (IsValidId(n) && store_.Stat(InfoPath(n)).ok()) out.push_back(n);
+    if (IsValidId(n) && store_.Stat(InfoPath(n)).ok() && !store_.Stat(OriginalPath(n)).ok()) {
+      out.push_back(n);
+    }
   }
   return out;
 }

@@ -50,7 +50,8 @@ inline std::error_code make_error_code(errc e) { return {static_cast<int>(e), ca
 struct UploadOptions {
   uint64_t max_size_bytes = 20ull << 30;        // MAX_UPLOAD_SIZE_MB
   int64_t expiry_ms = 24ll * 3600 * 1000;        // unfinished uploads expire this long after last activity
-  int64_t busy_stale_ms = 30'000;                // an in-flight marker older than this is ignored
+  int64_t busy_stale_ms = 30'000;                // another node's in-flight marker older than this is ignored
+  std::string node_id = "node";                  // this node; its own stale markers are recognised at once
 };
 
 struct UploadStatus {
@@ -155,12 +156,18 @@ class Uploads {
   Result<UploadStatus> StatusOf(const std::string& id, const Info& info, const Chain& chain);
   Result<void> Assemble(const std::string& id, const Info& info, const Chain& chain);
   void Forget(const std::string& id);
+  // Whether a busy marker's owner is certainly gone: written by this node
+  // but not by a request in flight in this process.
+  bool MarkerIsOurs(const std::string& marker_content);
+  void EndFlight(const std::string& token);
 
   storage::Store& store_;
   const Clock& clock_;
   UploadOptions options_;
   std::mutex mu_;
   std::map<std::string, Chain> chains_;  // immutable records already read
+  std::string instance_;                 // random per process
+  std::map<std::string, int> inflight_;  // tokens of chunks being received here
 };
 
 }  // namespace hub::upload

@@ -27,8 +27,9 @@ std::string ReadOriginal(storage::Store& store, const std::string& id) {
 class UploadsTest : public ::testing::Test {
  protected:
   UploadsTest() : clock_(SystemClock().NowUnixNanos()), store_(storage::NewMemStore()) {}
-  Uploads MakeUploads(storage::Store* store = nullptr) {
+  Uploads MakeUploads(storage::Store* store = nullptr, std::string node = "n1") {
     UploadOptions o;
+    o.node_id = node;
     o.max_size_bytes = 64 << 20;
     o.expiry_ms = 3600'000;
     return Uploads(store ? *store : *store_, clock_, o);
@@ -60,7 +61,7 @@ TEST_F(UploadsTest, OneChunkCompletesAndOriginalHoldsTheBytes) {
   ASSERT_TRUE(done.ok()) << done.error().message;
   EXPECT_TRUE(done->complete);
   EXPECT_EQ(ReadOriginal(*store_, id), data);
-  EXPECT_FALSE(store_->Stat(id + "/upload").ok()) << "upload state is removed once complete";
+  EXPECT_FALSE(store_->Stat(id + "/upload/parts").ok()) << "the parts' bytes are removed once complete";
 }
 
 TEST_F(UploadsTest, SecondProcessContinuesWhatTheFirstStarted) {
@@ -84,8 +85,8 @@ TEST_F(UploadsTest, SecondProcessContinuesWhatTheFirstStarted) {
 }
 
 TEST_F(UploadsTest, RacingRequestsAtTheSameOffsetNeverCorrupt) {
-  auto a = MakeUploads();
-  auto b = MakeUploads();
+  auto a = MakeUploads(nullptr, "node-a");
+  auto b = MakeUploads(nullptr, "node-b");
   std::string id = NewUploadId();
   std::string data = Bytes(200'000, 3);
   ASSERT_TRUE(a.Create(id, data.size(), {}).ok());
@@ -255,7 +256,8 @@ TEST_F(UploadsTest, EveryStorageFailureLeavesTheUploadResumable) {
       auto fin = fresh.FinishIfComplete(id);
       ASSERT_TRUE(fin.ok());
       if (!*fin) {
-        ASSERT_TRUE(Send(fresh, id, after->offset, std::string_view(data).substr(after->offset)).ok());
+        auto again = Send(fresh, id, after->offset, std::string_view(data).substr(after->offset));
+        ASSERT_TRUE(again.ok()) << k << ": " << again.error().message;
       }
     }
     EXPECT_EQ(ReadOriginal(*base, id), data) << k;

@@ -1,8 +1,8 @@
 // A stand-in for the C++ server that follows docs/api.md closely enough to
-// work on the web UI without building the server:
-//   PORT=18599 ADMIN_TOKEN=... node tests/e2e/mock-hub.mjs
-// then HUB_URL=http://127.0.0.1:18599 node --test tests/e2e/ (see README.md).
-// It is NOT what the test is for: the test's job is the real server.
+// work on the web UI without building the server (in memory, one process):
+//   PORT=18599 ADMIN_TOKEN=e2e-token-0123456789abcdef node tests/e2e/mock-hub.mjs
+//   HUB_URL=http://127.0.0.1:18599 HUB_TOKEN=e2e-token-0123456789abcdef node --test tests/e2e/
+// It is a development aid only: the browser test's job is the real server (run.sh).
 import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,12 +44,15 @@ async function handle(req, res) {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
   let m;
+  if (p === '/healthz') { res.writeHead(200, { 'Content-Type': 'text/plain' }); return res.end('ok'); }
   if (req.method === 'GET' && (p === '/' || p === '/upload' || p === '/signin' || /^\/watch\/[^/]+$/.test(p))) {
     if (p === '/signin' && url.searchParams.get('token') === TOKEN) {
       res.writeHead(302, { Location: '/', 'Set-Cookie': `hub_session=${COOKIE}; Path=/; HttpOnly; SameSite=Strict` });
       return res.end();
     }
-    res.writeHead(200, { 'Content-Type': TYPES['.html'] });
+    // A strict policy, so that the test notices the UI needing anything else.
+    res.writeHead(200, { 'Content-Type': TYPES['.html'], 'Content-Security-Policy':
+      "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'" });
     return res.end(fs.readFileSync(path.join(STATIC, 'index.html')));
   }
   if (req.method === 'GET' && p.startsWith('/static/')) {

@@ -202,6 +202,57 @@ describe('web UI', { skip: SKIP }, () => {
     await hub(`/api/videos/${encodeURIComponent(id)}`, { method: 'DELETE' });
   });
 
+  it('retries after a 503, re-syncs after a 409, and cancels with a tus DELETE', { timeout: 120_000 }, async () => {
+    await page.goto(`${BASE}/upload`);
+    const before = problems.length;
+    // The first PATCH gets a 503 (retried after a backoff), the second a 409 (HEAD, then go on).
+    let patches = 0;
+    await page.route('**/files/**', (route) => {
+      if (route.request().method() !== 'PATCH') return route.continue();
+      patches++;
+      if (patches === 1) return route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"Busy, try again."}}' });
+      if (patches === 2) return route.fulfill({ status: 409, headers: { 'Tus-Resumable': '1.0.0' }, body: '' });
+      return route.continue();
+    });
+    await page.setInputFiles('#file-input', clipPath);
+    let item = page.locator('.upload-item').last();
+    await item.getByLabel('Title').fill(`${TITLE} retried`);
+    await item.getByRole('button', { name: 'Start upload' }).click();
+    await item.and(page.locator('[data-state=done]')).waitFor({ timeout: 60_000 });
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+    assert.ok(patches >= 3, `PATCH requests: ${patches}`);
+    const href = await item.locator('.done-link a').getAttribute('href');
+    const v = await (await hub(`/api/videos/${href.split('/').pop()}`)).json();
+    assert.equal(v.size, fs.statSync(clipPath).size);
+    const body = Buffer.from(await (await hub(v.original_url)).arrayBuffer());
+    assert.equal(sha256(body), sha256(fs.readFileSync(clipPath)));
+    await hub(`/api/videos/${v.id}`, { method: 'DELETE' });
+    // The browser logs the 503 and 409 it was given on purpose.
+    problems.splice(before, problems.length - before, ...problems.slice(before).filter((p) => !/status of (503|409)/.test(p)));
+
+    // Cancel: hold the second PATCH, press Cancel, the upload is gone on the server.
+    let held;
+    const secondPatch = new Promise((resolve) => { held = resolve; });
+    patches = 0;
+    await page.route('**/files/**', (route) => {
+      if (route.request().method() === 'PATCH' && ++patches >= 2) return held();
+      return route.continue();
+    });
+    await page.setInputFiles('#file-input', largePath);
+    item = page.locator('.upload-item').last();
+    await item.getByRole('button', { name: 'Start upload' }).click();
+    await secondPatch;
+    const del = page.waitForRequest((r) => r.method() === 'DELETE' && /\/files\//.test(r.url()));
+    await item.getByRole('button', { name: 'Cancel' }).click();
+    const delReq = await del;
+    await item.and(page.locator('[data-state=cancelled]')).waitFor();
+    assert.equal((await delReq.response()).status(), 204);
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+    const id = new URL(delReq.url()).pathname.split('/').pop();
+    assert.equal((await hub(`/api/videos/${id}`)).status, 404);
+    assert.equal(await page.locator('.unfinished li', { hasText: path.basename(largePath) }).count(), 0);
+  });
+
   it('looks right on a phone in dark mode', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true });
     const p = await phone.newPage();

@@ -36,72 +36,48 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch (e) {
-    if (e.name === 'AbortError') throw e;
-    throw new ApiError(describeStatus(0));
-  }
+  const res = await fetch(path, init).catch((e) => { throw e.name === 'AbortError' ? e : new ApiError(describeStatus(0)); });
   if (!res.ok) throw await errorFrom(res);
-  if (res.status === 204) return null;
   const text = await res.text();
   return text ? JSON.parse(text) : null;
 }
 
 export const videoPath = (id) => `/api/videos/${encodeURIComponent(id)}`;
 
-// --- session ---------------------------------------------------------------
-const sessionListeners = new Set();
+// The session: signedIn is null until known; subscribers hear every change.
+const sessionFns = new Set();
 export const session = {
-  signedIn: null, // null = not known yet
+  signedIn: null,
   set(v) {
-    if (this.signedIn === v) return;
-    this.signedIn = v;
-    for (const fn of sessionListeners) fn(v);
+    if (this.signedIn !== v) { this.signedIn = v; sessionFns.forEach((fn) => fn(v)); }
   },
-  subscribe(fn) { sessionListeners.add(fn); return () => sessionListeners.delete(fn); },
+  subscribe(fn) { sessionFns.add(fn); return () => sessionFns.delete(fn); },
   async refresh() {
-    try {
-      const s = await api('/api/session');
-      this.set(!!s?.signed_in);
-    } catch {
-      if (this.signedIn === null) this.set(false);
-    }
-    return this.signedIn;
+    try { this.set(!!(await api('/api/session'))?.signed_in); } catch { if (this.signedIn === null) this.set(false); }
   },
-  async signIn(token) {
-    await api('/api/session', { method: 'POST', body: { token } });
-    this.set(true);
-  },
-  async signOut() {
-    await api('/api/session', { method: 'DELETE' });
-    this.set(false);
-  },
+  async signIn(token) { await api('/api/session', { method: 'POST', body: { token } }); this.set(true); },
+  async signOut() { await api('/api/session', { method: 'DELETE' }); this.set(false); },
 };
 
-// --- live events -----------------------------------------------------------
-// One EventSource for the whole page. subscribe(fn) gets {id, deleted, video}
-// for each `event: video`; fn('resync') after a reconnect, when events may have
-// been missed.
-const eventListeners = new Set();
+// Live events: one EventSource for the page. onVideoEvent(fn): fn gets
+// {id, deleted, video} for each `event: video`, and 'resync' after a
+// reconnect (events may have been missed meanwhile).
+const eventFns = new Set();
 let source = null;
-let everOpen = false;
-function connect() {
-  source = new EventSource('/api/events');
-  source.addEventListener('video', (e) => {
-    let data;
-    try { data = JSON.parse(e.data); } catch { return; }
-    if (!data || !data.id) return;
-    for (const fn of eventListeners) fn(data);
-  });
-  source.addEventListener('open', () => {
-    if (everOpen) for (const fn of eventListeners) fn('resync');
-    everOpen = true;
-  });
-}
 export function onVideoEvent(fn) {
-  if (!source) connect();
-  eventListeners.add(fn);
-  return () => eventListeners.delete(fn);
+  if (!source) {
+    let opened = false;
+    source = new EventSource('/api/events');
+    source.addEventListener('video', (e) => {
+      let data = null;
+      try { data = JSON.parse(e.data); } catch { /* ignore */ }
+      if (data?.id) eventFns.forEach((f) => f(data));
+    });
+    source.addEventListener('open', () => {
+      if (opened) eventFns.forEach((f) => f('resync'));
+      opened = true;
+    });
+  }
+  eventFns.add(fn);
+  return () => eventFns.delete(fn);
 }

@@ -1,10 +1,10 @@
-// A small tus 1.0.0 client (core, creation, termination) for one File.
-//   POST endpoint (Upload-Length, Upload-Metadata: base64 of UTF-8) -> 201 Location
-//   PATCH url (Upload-Offset, one slice; sequential)   HEAD url -> Upload-Offset   DELETE url
-// Tus-Resumable: 1.0.0 on every request. Network errors, 5xx, 423 and 429 are
-// retried with backoff, re-syncing the offset with HEAD; 409 re-HEADs and goes
-// on. The upload URL is kept in localStorage under a fingerprint of the file
-// (name, size, lastModified): choosing the same file after a reload resumes it.
+// A small tus 1.0.0 client (core, creation, termination) for one File:
+// POST (Upload-Length, Upload-Metadata as base64 of UTF-8) -> Location; then
+// sequential PATCHes of slices; HEAD to resume; DELETE to cancel. Network
+// errors, 5xx, 423, 429: retried with backoff after a HEAD. 409: HEAD after a
+// short backoff, then on. The upload URL is kept in localStorage under the
+// file's fingerprint (name, size, lastModified), so choosing the same file
+// after a reload resumes it.
 
 import { ApiError, describeStatus, errorFrom, session } from './api.js';
 
@@ -19,6 +19,7 @@ class Retryable extends Error {
 const retryable = (s) => s === 0 || s === 423 || s === 429 || s >= 500;
 const aborted = () => new DOMException('Stopped.', 'AbortError');
 const sleep = (ms, signal) => new Promise((ok, fail) => {
+  if (signal.aborted) return fail(aborted());
   const t = setTimeout(ok, ms);
   signal.addEventListener('abort', () => { clearTimeout(t); fail(aborted()); }, { once: true });
 });
@@ -98,9 +99,11 @@ export class TusUpload {
           if (this.sync) await this.head(signal);
           return this.offset < this.size ? this.patch(signal) : 'ok';
         });
-        if (r !== 'conflict') conflicts = 0;
-        else if (++conflicts > 5) throw new ApiError('The server keeps disagreeing about how much was uploaded. Press Resume to try again.', 409);
-        else this.sync = true;
+        if (r !== 'conflict') { conflicts = 0; continue; }
+        // Offset mismatch, or the server still finishing an interrupted PATCH: back off, HEAD, go on.
+        if (++conflicts > 8) throw new ApiError('The server keeps refusing this upload’s next part. Press Resume to try again.', 409);
+        this.sync = true;
+        await sleep(Math.min(4000, 125 << conflicts), signal);
       }
       forget(this.key);
       this.set('done');
@@ -176,6 +179,7 @@ export class TusUpload {
     const start = this.offset;
     const end = Math.min(this.size, start + this.chunkSize);
     return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(aborted());
       const xhr = new XMLHttpRequest();
       const stop = () => xhr.abort();
       const settle = (fn) => { signal.removeEventListener('abort', stop); fn(); };

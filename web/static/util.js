@@ -7,14 +7,13 @@ export function h(tag, props, ...children) {
   for (const m of rest.matchAll(/([.#])([^.#]+)/g)) {
     if (m[1] === '.') el.classList.add(m[2]); else el.id = m[2];
   }
-  if (props && (typeof props !== 'object' || props instanceof Node || Array.isArray(props))) {
+  if (props?.constructor !== Object) {
     children.unshift(props);
-    props = null;
+    props = {};
   }
-  for (const [k, v] of Object.entries(props || {})) {
+  for (const [k, v] of Object.entries(props)) {
     if (v == null || v === false) continue;
     if (k === 'on') for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn);
-    else if (k === 'class') el.className = v;
     else if (k in el && typeof v !== 'string') el[k] = v;
     else el.setAttribute(k, v === true ? '' : v);
   }
@@ -71,14 +70,7 @@ export function statusBadge(status) {
   return h(`span.badge.s-${STATUS_TEXT[status] ? status : 'unknown'}`, STATUS_TEXT[status] || status || 'Unknown');
 }
 
-// Sets the page title and moves focus to the page heading for screen readers.
-export function pageTitle(text) {
-  document.title = text ? `${text} · stream-hub` : 'stream-hub';
-}
-export function focusHeading(root) {
-  const h1 = root.querySelector('h1');
-  if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
-}
+export const pageTitle = (text) => { document.title = text ? `${text} · stream-hub` : 'stream-hub'; };
 
 // A status/error box. kind: 'error' | 'info' | 'ok'.
 export function notice(kind, ...content) {

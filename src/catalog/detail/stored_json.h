@@ -3,11 +3,10 @@
 // API's ToJson), used by the local index to store and rebuild items, and the
 // text rules shared by the repository and the index.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "catalog/video.h"
 

@@ -101,6 +101,16 @@ std::optional<HeadError> ParseRequestHead(std::string_view head, const HeadLimit
     return Bad(400, "bad_transfer_encoding",
                "Transfer-Encoding is repeated or sent with Content-Length.");
   }
+  if (ec == beast_http::error::bad_version) {
+    // Beast refuses both a malformed version and one other than 1.0/1.1.
+    std::string_view line = head.substr(0, head.find("\r\n"));
+    std::string_view version = line.substr(line.rfind(' ') + 1);
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && digit(version[5]) &&
+        version[6] == '.' && digit(version[7])) {
+      return Bad(505, "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are supported.");
+    }
+  }
   if (ec || !parser.is_header_done() || used != head.size()) {
     return Bad(400, "bad_request",
                std::string("Malformed request head (") + ec.message() + "); send valid HTTP/1.1.");

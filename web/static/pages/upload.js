@@ -28,7 +28,7 @@ class Item {
     this.sent = this.prev?.offset || 0;
     this.problem = file.size ? '' : 'This file is empty; there is nothing to upload.';
     const id = `up${++seq}`;
-    const btn = (cls, label, fn) => h(`button.btn${cls}`, { type: 'button', on: { click: fn } }, label);
+    const btn = (cls, label, click) => h(`button.btn${cls}`, { type: 'button', on: { click } }, label);
     this.title = h('input', { id, type: 'text', maxLength: 300, value: this.prev?.title || baseName(file.name) });
     this.bar = h('progress', { max: 100, value: 0, 'aria-label': `Upload progress of ${file.name}` });
     this.stateEl = h('span.state', { 'aria-live': 'polite' });
@@ -102,7 +102,7 @@ class Item {
       }
       this.update();
     }
-    if (['done', 'cancelled', 'error'].includes(s)) refresh();
+    if (/done|cancelled|error/.test(s)) refresh();
   }
 
   update() {
@@ -153,7 +153,7 @@ class Item {
 function addFiles(files) {
   let first = null;
   for (const file of files) {
-    let it = items.find((x) => x.key === fingerprint(file) && !['done', 'cancelled'].includes(x.state));
+    let it = items.find((x) => x.key === fingerprint(file) && !/done|cancelled/.test(x.state));
     if (!it) {
       items.push(it = new Item(file));
       listEl?.append(it.el);
@@ -201,7 +201,7 @@ export function render(main) {
     }
     const input = h('input#file-input.visually-hidden', { type: 'file', multiple: true, accept: 'video/*' });
     input.addEventListener('change', () => { addFiles([...input.files]); input.value = ''; });
-    const drop = h('div.drop', input, h('label', { for: 'file-input' }, svg(ICON),
+    const drop = h('div.drop', input, h('label', { for: input.id }, svg(ICON),
       h('span.drop-main', 'Drop video files here'), h('span.muted', 'or'), h('span.btn.secondary.fake', 'Choose files')));
     let depth = 0;
     const over = (on) => drop.classList.toggle('over', on);

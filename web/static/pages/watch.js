@@ -11,7 +11,8 @@ export function render(main, [id]) {
   let video = null, gone = false, editing = false, source = null, attaching = false, alive = true;
   const player = h('video', { controls: true, preload: 'metadata', playsInline: true });
   const box = h('div.player', { hidden: true }, player);
-  const statusEl = h('div'), info = h('div.video-info', h('h1', 'Loading…')), actions = h('div.actions'), slot = h('div');
+  const heading = h('h1', 'Loading…'), details = h('div');
+  const statusEl = h('div'), info = h('div.video-info', heading, details), actions = h('div.actions'), slot = h('div');
   main.append(h('section.page.watch', box, statusEl, info, actions, slot));
   pageTitle('Video');
 
@@ -44,7 +45,8 @@ export function render(main, [id]) {
           : v.status === 'processing' ? notice('info', 'The server is still processing this video; meanwhile the original file plays.')
             : v.status === 'failed' ? notice('error', v.error || 'Processing this video failed.') : '');
     info.hidden = editing;
-    info.replaceChildren(h('h1', displayTitle(v)),
+    heading.textContent = displayTitle(v); // kept: it holds the focus after navigation
+    details.replaceChildren(
       h('p.meta', statusBadge(v.status), h('span', formatBytes(v.size)),
         v.created_at ? h('span', 'Added ', timeEl(v.created_at)) : '', v.original_name ? h('span', v.original_name) : ''),
       v.description ? h('p.description', v.description) : h('p.muted', 'No description.'));
@@ -117,8 +119,8 @@ export function render(main, [id]) {
       if (!alive) return;
       const missing = e.status === 404;
       pageTitle('Video not found');
-      info.replaceChildren(h('h1', missing ? 'Video not found' : 'Could not load the video'),
-        notice(missing ? 'info' : 'error', missing ? 'There is no video at this address; it may have been deleted. ' : `${e.message} `,
+      heading.textContent = missing ? 'Video not found' : 'Could not load the video';
+      details.replaceChildren(notice(missing ? 'info' : 'error', missing ? 'There is no video at this address; it may have been deleted. ' : `${e.message} `,
           h('a', { href: '/' }, 'Back to the library'), '.'));
     }
   }
