@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -45,14 +46,19 @@ Response NoContent(http::Headers headers = {}) {
   return r;
 }
 
+// The body of OffThread: a plain coroutine (not a lambda) so that `f` lives
+// in the coroutine frame as a parameter; GCC 12 mis-destroys the captures
+// of lambda coroutines.
+template <class R, class F>
+asio::awaitable<std::optional<R>> CallOnce(F f) {
+  co_return std::optional<R>(f());
+}
+
 // Runs blocking storage work on the pool and resumes on the caller's executor.
 template <class F>
 asio::awaitable<std::invoke_result_t<F&>> OffThread(asio::thread_pool& pool, F f) {
   using R = std::invoke_result_t<F&>;
-  auto out = co_await asio::co_spawn(
-      pool.get_executor(),
-      [f = std::move(f)]() mutable -> asio::awaitable<std::optional<R>> { co_return f(); },
-      asio::use_awaitable);
+  auto out = co_await asio::co_spawn(pool.get_executor(), CallOnce<R>(std::move(f)), asio::use_awaitable);
   co_return std::move(*out);
 }
 
@@ -134,23 +140,26 @@ std::string BaseName(std::string_view filename) {
   return std::string(filename.substr(0, 255));
 }
 
+// At most `max` bytes, never splitting a UTF-8 sequence.
+std::string TruncateUtf8(std::string s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  s.resize(cut);
+  return s;
+}
+
 // Title for a new video: given, else the file name without extension.
 std::string TitleFor(std::string_view given, std::string_view filename) {
   std::string t(given);
   if (t.find_first_not_of(" \t\r\n") == std::string::npos) t = StemOf(filename);
   if (t.find_first_not_of(" \t\r\n") == std::string::npos) t = "Untitled video";
-  if (t.size() > catalog::kMaxTitleBytes) {
-    size_t cut = catalog::kMaxTitleBytes;
-    while (cut > 0 && (static_cast<unsigned char>(t[cut]) & 0xC0) == 0x80) --cut;
-    t.resize(cut);
-  }
-  return t;
+  return TruncateUtf8(std::move(t), catalog::kMaxTitleBytes);
 }
 
 std::string ContentTypeOf(std::string_view given, std::string_view filename) {
-  if (!given.empty() && given.size() < 128 && given.find_first_of("\r\n") == std::string_view::npos) {
-    return std::string(given);
-  }
+  bool printable = std::all_of(given.begin(), given.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (!given.empty() && given.size() < 128 && printable) return std::string(given);
   return std::string(http::ContentTypeFor(filename));
 }
 
@@ -314,11 +323,15 @@ class Api : public std::enable_shared_from_this<Api> {
       co_await ex.Send(http::JsonError(404, "not_found", "No video has this id."));
       co_return;
     }
-    auto v = co_await OffThread(s_.blocking, [this, id] { return s_.videos.Get(id); });
+    auto work1 = [this, id] { return s_.videos.Get(id); };
+    auto v = co_await OffThread(s_.blocking, std::move(work1));
     if (!v) {
-      co_await ex.Send(v.code() == catalog::errc::not_found
-                           ? http::JsonError(404, "not_found", "No video has this id.")
-                           : ErrorResponse(v.error()));
+      // Built before co_await: GCC 12 destroys a conditional's temporaries
+      // twice across a suspension.
+      Response r = v.code() == catalog::errc::not_found
+                       ? http::JsonError(404, "not_found", "No video has this id.")
+                       : ErrorResponse(v.error());
+      co_await ex.Send(std::move(r));
       co_return;
     }
     co_await ex.Send(Json(200, catalog::ToJson(*v)));
@@ -346,7 +359,8 @@ class Api : public std::enable_shared_from_this<Api> {
       }
       (key == "title" ? patch.title : patch.description) = value.get<std::string>();
     }
-    auto v = co_await OffThread(s_.blocking, [this, id, patch] { return s_.videos.Update(id, patch); });
+    auto work2 = [this, id, patch] { return s_.videos.Update(id, patch); };
+    auto v = co_await OffThread(s_.blocking, std::move(work2));
     if (!v) {
       co_await ex.Send(ErrorResponse(v.error()));
       co_return;
@@ -361,13 +375,14 @@ class Api : public std::enable_shared_from_this<Api> {
       co_await ex.Send(http::JsonError(404, "not_found", "No video has this id."));
       co_return;
     }
-    auto r = co_await OffThread(s_.blocking, [this, id]() -> Result<void> {
+    auto work3 = [this, id]() -> Result<void> {
       HUB_TRY(s_.videos.Get(id));
       HUB_TRY(s_.videos.MarkDeleted(id));
       // An unfinished upload stops here too.
       (void)s_.uploads.Terminate(id);
       return Ok();
-    });
+    };
+    auto r = co_await OffThread(s_.blocking, std::move(work3));
     if (!r) {
       co_await ex.Send(ErrorResponse(r.error()));
       co_return;
@@ -471,19 +486,21 @@ class Api : public std::enable_shared_from_this<Api> {
       nv.content_type = ContentTypeOf(filetype, filename);
       nv.size = size;
       nv.status = catalog::VideoStatus::kUploading;
-      created = co_await OffThread(s_.blocking, [this, nv, incoming, id, size]() -> Result<catalog::Video> {
+      auto work4 = [this, nv, incoming, id, size]() -> Result<catalog::Video> {
         HUB_TRY(s_.videos.Create(nv));
         HUB_TRY(s_.videos_store.Rename(incoming, catalog::VideoRepository::OriginalPath(id)));
         catalog::VideoPatch p;
         p.status = catalog::VideoStatus::kReady;
         p.size = size;
         return s_.videos.Update(id, p);
-      });
+      };
+      created = co_await OffThread(s_.blocking, std::move(work4));
       if (!created) status = created.error();
     }
     if (!status) {
       file.reset();
-      (void)co_await OffThread(s_.blocking, [this, id] { return s_.videos_store.RemoveAll(id); });
+      auto work5 = [this, id] { return s_.videos_store.RemoveAll(id); };
+      (void)co_await OffThread(s_.blocking, std::move(work5));
       if (ex.body_bytes_read() < ex.request().content_length().value_or(UINT64_MAX)) ex.CloseAfterResponse();
       const Error& e = status.error();
       if (e.code == http::errc::body_timeout || e.code == http::errc::connection_closed) co_return;
@@ -514,7 +531,8 @@ class Api : public std::enable_shared_from_this<Api> {
     }
     auto file = s_.videos_store.OpenRead(catalog::VideoRepository::OriginalPath(id));
     if (!file) {
-      co_await ex.Send(file.code() == storage::errc::not_found ? not_found() : ErrorResponse(file.error()));
+      Response r = file.code() == storage::errc::not_found ? not_found() : ErrorResponse(file.error());
+      co_await ex.Send(std::move(r));
       co_return;
     }
     http::FileToServe f;
@@ -724,17 +742,18 @@ class Api : public std::enable_shared_from_this<Api> {
     catalog::NewVideo nv;
     nv.id = NewId(s_.clock.NowUnixMillis());
     nv.title = TitleFor(get("title"), filename);
-    nv.description = get("description").substr(0, catalog::kMaxDescriptionBytes);
+    nv.description = TruncateUtf8(get("description"), catalog::kMaxDescriptionBytes);
     nv.original_name = filename;
     nv.content_type = ContentTypeOf(get("filetype"), filename);
     nv.size = *length;
     std::map<std::string, std::string> metadata = *md;
-    auto status = co_await OffThread(s_.blocking, [this, nv, metadata, length = *length]() -> Result<upload::UploadStatus> {
+    auto work6 = [this, nv, metadata, length = *length]() -> Result<upload::UploadStatus> {
       HUB_TRY(s_.videos.Create(nv));
       auto st = s_.uploads.Create(nv.id, length, metadata);
       if (!st) (void)s_.videos_store.RemoveAll(nv.id);
       return st;
-    });
+    };
+    auto status = co_await OffThread(s_.blocking, std::move(work6));
     if (!status) {
       co_await ex.Send(TusError(status.error()));
       co_return;
@@ -774,7 +793,8 @@ class Api : public std::enable_shared_from_this<Api> {
   asio::awaitable<void> TusHead(Exchange& ex) {
     if (!co_await CheckTusVersion(ex)) co_return;
     std::string id(ex.request().param("id"));
-    auto st = co_await OffThread(s_.blocking, [this, id] { return s_.uploads.Status(id); });
+    auto work7 = [this, id] { return s_.uploads.Status(id); };
+    auto st = co_await OffThread(s_.blocking, std::move(work7));
     if (!st) {
       co_await ex.Send(TusError(st.error()));
       co_return;
@@ -835,12 +855,13 @@ class Api : public std::enable_shared_from_this<Api> {
   asio::awaitable<void> TusDelete(Exchange& ex) {
     if (!co_await CheckTusVersion(ex)) co_return;
     std::string id(ex.request().param("id"));
-    auto r = co_await OffThread(s_.blocking, [this, id]() -> Result<void> {
+    auto work8 = [this, id]() -> Result<void> {
       auto t = s_.uploads.Terminate(id);
       if (!t && !s_.videos.Get(id).ok()) return t;
       (void)s_.videos.MarkDeleted(id);
       return Ok();
-    });
+    };
+    auto r = co_await OffThread(s_.blocking, std::move(work8));
     if (!r) {
       co_await ex.Send(TusError(r.error()));
       co_return;
@@ -870,9 +891,10 @@ class Api : public std::enable_shared_from_this<Api> {
       }
       sum = std::move(*parsed);
     }
-    auto chunk = co_await OffThread(s_.blocking, [this, id, offset, sum, len = req.content_length()] {
+    auto work9 = [this, id, offset, sum, len = req.content_length()] {
       return s_.uploads.BeginChunk(id, offset, sum, len);
-    });
+    };
+    auto chunk = co_await OffThread(s_.blocking, std::move(work9));
     if (!chunk) {
       ex.CloseAfterResponse();
       co_return chunk.error();
@@ -888,7 +910,8 @@ class Api : public std::enable_shared_from_this<Api> {
       auto n = co_await ex.ReadSome(buf);
       if (!n) {
         // The client went away or stalled: keep what arrived (tus).
-        auto kept = co_await OffThread(s_.blocking, [&c] { return c.CommitReceived(); });
+        auto work10 = [&c] { return c.CommitReceived(); };
+        auto kept = co_await OffThread(s_.blocking, std::move(work10));
         ex.CloseAfterResponse();
         if (!kept) co_return kept.error();
         co_return n.error();
@@ -898,25 +921,28 @@ class Api : public std::enable_shared_from_this<Api> {
         ex.CloseAfterResponse();
         if (w.code() == upload::errc::no_space) {
           // Keep what fitted; the upload resumes when space is freed.
-          (void)co_await OffThread(s_.blocking, [&c] { return c.CommitReceived(); });
+          auto work11 = [&c] { return c.CommitReceived(); };
+          (void)co_await OffThread(s_.blocking, std::move(work11));
         }
         co_return w.error();
       }
       upload_bytes_ += static_cast<int64_t>(*n);
       c.Heartbeat();
     }
-    co_return co_await OffThread(s_.blocking, [&c] { return c.Commit(); });
+    auto work12 = [&c] { return c.Commit(); };
+    co_return co_await OffThread(s_.blocking, std::move(work12));
   }
 
   // The upload is whole: the video becomes ready (processing, once the media
   // pipeline exists).
   asio::awaitable<void> Completed(const std::string& id, uint64_t size) {
-    (void)co_await OffThread(s_.blocking, [this, id, size] {
+    auto work13 = [this, id, size] {
       catalog::VideoPatch p;
       p.status = catalog::VideoStatus::kReady;
       p.size = size;
       return s_.videos.Update(id, p);
-    });
+    };
+    (void)co_await OffThread(s_.blocking, std::move(work13));
     RefreshVideo(s_, id);
   }
 

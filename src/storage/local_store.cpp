@@ -90,8 +90,10 @@ int WriteAllAt(int fd, std::string_view data, uint64_t offset) {
 }
 
 // Entry names of the directory `fd` (not consumed), without "." and "..".
+// A fresh open of "." rather than dup(): a dup shares the directory offset,
+// so the second listing of the same fd (the root's) would read nothing.
 Result<std::vector<std::string>> ReadDir(int fd, std::string_view full_path) {
-  int dup_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  int dup_fd = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dup_fd < 0) return SysError(errno, "list", full_path);
   DIR* dir = ::fdopendir(dup_fd);
   if (dir == nullptr) {

@@ -368,6 +368,22 @@ TYPED_TEST(StoreContractTest, LargeFilesRoundTrip) {
   EXPECT_TRUE(back == data);
 }
 
+// Regression: the root was listed through a dup() of a long-lived fd, which
+// shares its offset, so every listing after the first came back empty.
+TYPED_TEST(StoreContractTest, ListingTheRootTwiceSeesTheSameEntries) {
+  Store& s = this->store();
+  ASSERT_OK(s.WriteAtomic("a/x", "1"));
+  ASSERT_OK(s.WriteAtomic("b", "2"));
+  for (int i = 0; i < 3; ++i) {
+    auto names = s.List("");
+    ASSERT_OK(names);
+    EXPECT_EQ(*names, (std::vector<std::string>{"a", "b"})) << "listing " << i;
+    auto sub = s.List("a");
+    ASSERT_OK(sub);
+    EXPECT_EQ(*sub, std::vector<std::string>{"x"}) << "listing " << i;
+  }
+}
+
 TYPED_TEST(StoreContractTest, ListIsSortedAndShowsOnlyDirectEntries) {
   Store& s = this->store();
   ASSERT_OK(s.WriteAtomic("d/b", "1"));

@@ -81,8 +81,11 @@ class Hub:
         return self.proc.returncode if self.proc else None
 
     def cleanup(self):
-        self.stop(signal.SIGKILL)
-        shutil.rmtree(self.home, ignore_errors=True)
+        code = self.stop(signal.SIGKILL)
+        if os.environ.get("HUB_KEEP") or (code is not None and code not in (0, -signal.SIGKILL)):
+            print(f"hub {self.port} exited with {code}:\n" + self.stderr()[-3000:])
+        if not os.environ.get("HUB_KEEP"):
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def conn(self, timeout=30):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)

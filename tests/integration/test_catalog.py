@@ -94,7 +94,7 @@ class Catalog(HubTestCase):
         self.assertEqual(self.hub.request("DELETE", f"/api/videos/{vid}", auth=True)[0], 404)
 
     def test_sign_in_cookie_allows_writes(self):
-        status, h, _ = self.hub.json("POST", "/api/session", {"token": "wrong-token-xxxxxxxx"}, auth=False)
+        status, _ = self.hub.json("POST", "/api/session", {"token": "wrong-token-xxxxxxxx"}, auth=False)
         self.assertEqual(status, 401)
         status, h, _ = self.hub.request("POST", "/api/session", body=json.dumps({"token": TOKEN}).encode(),
                                         headers={"Content-Type": "application/json"})
@@ -122,7 +122,8 @@ class Catalog(HubTestCase):
         status, h, _ = self.hub.request("GET", "/static/app.js")
         self.assertEqual(status, 200)
         self.assertEqual(self.hub.request("GET", "/static/app.js", headers={"If-None-Match": h["etag"]})[0], 304)
-        self.assertEqual(self.hub.request("GET", "/static/../../etc/passwd")[0], 404)
+        self.assertIn(self.hub.request("GET", "/static/../../etc/passwd")[0], (400, 404))
+        self.assertIn(self.hub.request("GET", "/static/%2e%2e/%2e%2e/etc/passwd")[0], (400, 404))
 
 
 class IndexRebuild(unittest.TestCase):

@@ -25,8 +25,8 @@ function card(v) {
 
 // Where a card from a live event goes: the order of the server's sorts.
 const COMPARE = {
-  newest: (a, b) => b.created_at.localeCompare(a.created_at),
-  oldest: (a, b) => a.created_at.localeCompare(b.created_at),
+  newest: (a, b) => `${b.created_at}`.localeCompare(a.created_at),
+  oldest: (a, b) => `${a.created_at}`.localeCompare(b.created_at),
   title: (a, b) => displayTitle(a).localeCompare(displayTitle(b), undefined, { sensitivity: 'base' }),
 };
 

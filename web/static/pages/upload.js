@@ -75,7 +75,8 @@ class Item {
       if (this.upload) await this.upload.cancel();
       else { await terminate(this.prev.url); forget(this.key); this.remove(); }
     } catch (e) {
-      this.err.textContent = `The server did not confirm the cancellation: ${e.message}`;
+      this.failure = `The server did not confirm the cancellation: ${e.message}`;
+      this.update();
     }
     refresh();
   }
