@@ -963,7 +963,7 @@ class Api : public std::enable_shared_from_this<Api> {
     if (a.content_type.rfind("text/html", 0) == 0) {
       r.headers.emplace_back("Content-Security-Policy",
                              "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-                             "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
+                             "style-src 'self'; frame-ancestors 'none'");
       r.headers.emplace_back("Referrer-Policy", "same-origin");
     }
     r.body = std::string(a.body);

@@ -185,15 +185,13 @@ void App::Impl::ProbeStorage() {
 
 // Picks up what other processes wrote to the shared storage.
 void App::Impl::Rescan() {
-  auto changed = index->SyncFrom(*repo);
-  if (!changed) {
-    spdlog::warn("rescan failed: {}", changed.error().message);
-    return;
-  }
-  if (*changed > 0) {
-    spdlog::debug("rescan: {} videos changed on storage", *changed);
-    // A hint for open pages; they reload what they show.
-    bus.Publish(events::VideoChanged{"", false});
+  std::vector<std::string> ids;
+  auto changed = index->SyncFrom(*repo, [&](const std::string& id) { ids.push_back(id); });
+  if (!changed) spdlog::warn("rescan: {}", changed.error().message);
+  if (!ids.empty()) spdlog::debug("rescan: {} videos changed on storage", ids.size());
+  for (const auto& id : ids) {
+    auto v = repo->GetIncludingDeleted(id);
+    bus.Publish(events::VideoChanged{id, !v.ok() || v->deleted});
   }
 }
 

@@ -544,7 +544,8 @@ class SqliteIndex final : public Index {
     });
   }
 
-  Result<size_t> SyncFrom(VideoRepository& repo) override {
+  Result<size_t> SyncFrom(VideoRepository& repo,
+                          const std::function<void(const std::string&)>& changed) override {
     std::lock_guard sync_lock(sync_mu_);
     // What the index holds, read before listing, so that a row Put while we
     // list is never taken for one that is gone.
@@ -565,8 +566,12 @@ class SqliteIndex final : public Index {
     // Storage I/O (slow on NFS) runs without the connection lock, so Find
     // keeps answering; changes are applied in batches.
     std::vector<Change> batch;
+    std::vector<std::string> changed_ids;
     auto flush = [&]() -> Result<void> {
       auto r = WithConn([&](Conn& c) { return Apply(c, batch); });
+      if (r.ok() && changed) {
+        for (const Change& ch : batch) changed_ids.push_back(ch.id);
+      }
       batch.clear();
       return r;
     };
@@ -617,6 +622,7 @@ class SqliteIndex final : public Index {
       if (batch.size() >= kSyncBatch) HUB_TRY(flush());
     }
     HUB_TRY(flush());
+    for (const std::string& id : changed_ids) changed(id);
     if (first_error) return *first_error;
     return reread;
   }

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -136,7 +137,10 @@ class Index {
   virtual Result<Page> Find(const Query& q) = 0;  // invalid_argument for a bad cursor/sort/limit
   // Re-reads every video whose fingerprint changed since the last sync, drops
   // those gone from storage. Returns the number of videos re-read.
-  virtual Result<size_t> SyncFrom(VideoRepository& repo) = 0;
+  // `changed`, when set, is called after the sync with the id of every video
+  // added, changed or dropped (so live pages hear of other nodes' writes).
+  virtual Result<size_t> SyncFrom(VideoRepository& repo,
+                                  const std::function<void(const std::string&)>& changed = {}) = 0;
   virtual size_t size() = 0;
 };
 

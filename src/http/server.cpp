@@ -898,6 +898,7 @@ asio::awaitable<HeadStatus> Connection::ReadHead(bool first, std::string_view* h
   // on a kept-alive connection, idle_timeout until its first byte.
   ArmDeadline((first || got) ? opt.header_timeout : opt.idle_timeout);
   size_t searched = 0;  // bytes after rd_ already searched for the blank line
+  bool start_head_deadline = false;
   for (;;) {
     std::string_view data = BufferedView();
     size_t end = detail::FindHeadEnd(data, opt.max_header_bytes, searched);
@@ -908,6 +909,12 @@ asio::awaitable<HeadStatus> Connection::ReadHead(bool first, std::string_view* h
       co_return HeadStatus::kOk;
     }
     searched = data.size();
+    if (start_head_deadline) {
+      // Only a head that did not arrive whole needs its own deadline; the
+      // common case (the whole head in one segment) costs no timer update.
+      ArmDeadline(opt.header_timeout);
+      start_head_deadline = false;
+    }
     if (data.size() >= opt.max_header_bytes) {
       DisarmDeadline();
       bool line_ended = data.substr(0, opt.max_header_bytes).find("\r\n") != std::string_view::npos;
@@ -934,7 +941,7 @@ asio::awaitable<HeadStatus> Connection::ReadHead(bool first, std::string_view* h
       if (rd_ < wr_) {
         got = true;
         idle_ = false;
-        if (!first) ArmDeadline(opt.header_timeout);
+        start_head_deadline = !first;
       }
     }
   }

@@ -148,6 +148,11 @@ using Handler = std::function<asio::awaitable<void>(Exchange&)>;
 // segments (one whole segment, any bytes but '/'), and a final "{name...}"
 // that takes the rest of the path. First added match wins.
 // Unknown path: 404 JSON; known path, other method: 405 with Allow.
+// A "{name}" segment must be non-empty; "{name...}" may be empty
+// ("/static/" matches "/static/{path...}", "/static" does not). HEAD uses
+// the GET route when no HEAD route exists (the server drops the body).
+// Immutable once the Server has it; handlers run concurrently on many
+// connections' strands and must be thread-safe.
 class Router {
  public:
   void Add(std::string_view method, std::string_view pattern, Handler handler);
@@ -175,8 +180,12 @@ struct RequestRecord {
   // <what>", "header_timeout", "write failed: ..."; empty when all went well.
   std::string_view error;
 };
+// Called on the connections' strands, concurrently: must be thread-safe.
 using Observer = std::function<void(const RequestRecord&)>;
 
+// Destroy the Server before its io_context. Start() sets SIGPIPE to
+// SIG_IGN unless the process already handles it (sendfile(2) cannot use
+// MSG_NOSIGNAL).
 class Server {
  public:
   Server(asio::io_context& io, ServerOptions options, Router router, Observer observer = {});

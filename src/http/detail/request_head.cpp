@@ -48,6 +48,32 @@ bool HasDotSegment(std::string_view path) {
   return false;
 }
 
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// PercentDecode(in, false) into *out, keeping its capacity.
+bool DecodePathInto(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (in.size() - i < 3) return false;
+      int hi = HexValue(in[i + 1]);
+      int lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c == '\0') return false;
+    out->push_back(c);
+  }
+  return true;
+}
+
 }  // namespace
 
 size_t FindHeadEnd(std::string_view buffered, size_t max_header_bytes, size_t from) {
@@ -222,14 +248,12 @@ std::optional<HeadError> ParseRequestHead(std::string_view head, const HeadLimit
     query = raw_path.substr(q + 1);
     raw_path = raw_path.substr(0, q);
   }
-  auto path = PercentDecode(raw_path, false);
-  if (!path) {
+  if (!DecodePathInto(raw_path, &req.path_)) {
     return Bad(400, "bad_path", "The path has a malformed %-escape or an encoded NUL.");
   }
-  if (HasDotSegment(*path)) {
+  if (HasDotSegment(req.path_)) {
     return Bad(400, "bad_path", "The path has '.' or '..' segments; send a normalized path.");
   }
-  req.path_ = std::move(*path);
   if (!ParseQuery(query, &req)) {
     return Bad(400, "bad_query", "The query has a malformed %-escape or an encoded NUL.");
   }
