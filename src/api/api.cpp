@@ -572,6 +572,28 @@ class Api : public std::enable_shared_from_this<Api> {
     std::optional<asio::steady_timer> wake;
   };
 
+
+ public:
+  // Ends every open event stream (shutdown).
+  void EndStreams() {
+    std::vector<std::shared_ptr<Listener>> targets;
+    {
+      std::lock_guard lock(mu_);
+      ending_ = true;
+      for (auto& w : listeners_) {
+        if (auto p = w.lock()) targets.push_back(std::move(p));
+      }
+    }
+    for (auto& l : targets) {
+      {
+        std::lock_guard lock(l->mu);
+        l->overflow = true;  // ends the loop at its next turn
+      }
+      asio::post(l->wake->get_executor(), [l] { l->wake->cancel(); });
+    }
+  }
+
+ private:
   // Formats an event once and queues it for every open stream.
   void Broadcast(const events::Event& e) {
     std::vector<std::shared_ptr<Listener>> targets;
@@ -611,9 +633,15 @@ class Api : public std::enable_shared_from_this<Api> {
     auto executor = co_await asio::this_coro::executor;
     auto l = std::make_shared<Listener>();
     l->wake.emplace(executor, std::chrono::steady_clock::time_point::max());
+    bool ending = false;
     {
       std::lock_guard lock(mu_);
-      listeners_.push_back(l);
+      ending = ending_;
+      if (!ending) listeners_.push_back(l);
+    }
+    if (ending) {
+      co_await ex.Send(http::JsonError(503, "stopping", "The hub is shutting down."));
+      co_return;
     }
     ++sse_clients_;
     auto done = [&] {
@@ -1031,7 +1059,10 @@ class Api : public std::enable_shared_from_this<Api> {
   std::map<std::string, std::string> content_types_;
   std::vector<std::weak_ptr<Listener>> listeners_;
   int bus_token_ = 0;
+  bool ending_ = false;
 };
+
+void EndStreams(Api& api) { api.EndStreams(); }
 
 std::shared_ptr<Api> AddRoutes(http::Router& router, Services services, ApiOptions options) {
   auto api = std::make_shared<Api>(services, std::move(options));

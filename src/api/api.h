@@ -89,6 +89,10 @@ class Api;
 // and must outlive the server.
 std::shared_ptr<Api> AddRoutes(http::Router& router, Services services, ApiOptions options);
 
+// Ends every open event stream (called at shutdown, before the server's
+// drain, so long-lived streams do not hold it up).
+void EndStreams(Api& api);
+
 // Re-reads a video from storage into the index and publishes VideoChanged.
 // Also used by the app when it notices another process's changes.
 void RefreshVideo(Services& s, const std::string& id);

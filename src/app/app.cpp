@@ -378,6 +378,7 @@ void App::Impl::Shutdown() {
     if (stopped) return;
     stopped = true;
   }
+  if (api) api::EndStreams(*api);
   if (server && !io_threads.empty()) {
     auto done = asio::co_spawn(io, server->Stop(), asio::use_future);
     done.wait();
