@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "api/multipart.h"
+#include "http/multipart.h"
 #include "core/ids.h"
 #include "http/file_response.h"
 #include "upload/tus_headers.h"
@@ -393,7 +393,7 @@ class Api : public std::enable_shared_from_this<Api> {
 
   // multipart/form-data: file (required), title, description.
   asio::awaitable<void> PostVideo(Exchange& ex) {
-    std::string boundary = MultipartParser::BoundaryFrom(ex.request().header("Content-Type").value_or(""));
+    std::string boundary = http::MultipartParser::BoundaryFrom(ex.request().header("Content-Type").value_or(""));
     if (boundary.empty()) {
       co_await ex.Send(http::JsonError(415, "unsupported_media_type",
                                        "Send multipart/form-data with a 'file' field (curl -F file=@clip.mp4)."));
@@ -412,8 +412,8 @@ class Api : public std::enable_shared_from_this<Api> {
     bool have_file = false;
     uint64_t size = 0;
     uint64_t max = s_.uploads.options().max_size_bytes;
-    MultipartCallbacks cb;
-    cb.on_part_begin = [&](const FormPart& p) -> Result<void> {
+    http::MultipartCallbacks cb;
+    cb.on_part_begin = [&](const http::FormPart& p) -> Result<void> {
       field = nullptr;
       if (p.name == "file" && !p.filename.empty()) {
         if (have_file) return MakeError(std::make_error_code(std::errc::invalid_argument), "send one file per request");
@@ -453,7 +453,7 @@ class Api : public std::enable_shared_from_this<Api> {
       }
       return Ok();
     };
-    MultipartParser parser(boundary);
+    http::MultipartParser parser(boundary);
     std::vector<char> buf(kBodyBuffer);
     ++uploads_in_flight_;
     Result<void> status = Ok();

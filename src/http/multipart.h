@@ -10,7 +10,7 @@
 
 #include "core/result.h"
 
-namespace hub::api {
+namespace hub::http {
 
 struct FormPart {
   std::string name;          // Content-Disposition name
@@ -50,4 +50,4 @@ class MultipartParser {
   std::string buf_;
 };
 
-}  // namespace hub::api
+}  // namespace hub::http

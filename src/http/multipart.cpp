@@ -1,9 +1,9 @@
-#include "api/multipart.h"
+#include "http/multipart.h"
 
 #include <algorithm>
 #include <cctype>
 
-namespace hub::api {
+namespace hub::http {
 namespace {
 
 Error Malformed(std::string what) {
@@ -205,4 +205,4 @@ Result<void> MultipartParser::Finish() const {
   return Ok();
 }
 
-}  // namespace hub::api
+}  // namespace hub::http

@@ -1,10 +1,10 @@
-#include "api/multipart.h"
+#include "http/multipart.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-namespace hub::api {
+namespace hub::http {
 namespace {
 
 struct Collected {
@@ -110,4 +110,4 @@ TEST(Multipart, CallbackErrorsStopParsing) {
 }
 
 }  // namespace
-}  // namespace hub::api
+}  // namespace hub::http
