@@ -543,7 +543,8 @@ class ConnectionExchange final : public Exchange {
   const Request& request() const override { return head_.request; }
 
   asio::awaitable<Result<size_t>> ReadSome(std::span<char> buf) override {
-    if (body_done_ || buf.empty()) co_return size_t{0};
+    if (body_done_) co_return size_t{0};
+    if (buf.empty()) co_return Misuse("ReadSome needs a non-empty buffer");
     if (broken_) co_return Err(errc::connection_closed, "the connection is broken");
     if (head_.expect_continue && !continue_sent_ && !started_) {
       continue_sent_ = true;
@@ -626,8 +627,9 @@ class ConnectionExchange final : public Exchange {
     status_ = response.status;
     const bool no_body = response.status == 204 || response.status == 304;
     Framing framing = no_body ? Framing::kNoBody : Framing::kLength;
-    conn_.BuildHead(response.status, response.headers, framing, response.body.size(),
-                    DecideClose(response.headers, framing), Http10KeepAlive());
+    const bool close = DecideClose(response.headers, framing);
+    conn_.BuildHead(response.status, response.headers, framing, response.body.size(), close,
+                    Http10KeepAlive());
     std::string_view body = (is_head_ || no_body) ? std::string_view{} : response.body;
     auto w = co_await conn_.Write(conn_.head_, body, false);
     finished_ = true;
@@ -650,8 +652,8 @@ class ConnectionExchange final : public Exchange {
     status_ = status;
     uint64_t total = suffix.size();
     for (const FilePart& p : parts) total += p.prefix.size() + p.length;
-    conn_.BuildHead(status, headers, Framing::kLength, total, DecideClose(headers, Framing::kLength),
-                    Http10KeepAlive());
+    const bool close = DecideClose(headers, Framing::kLength);
+    conn_.BuildHead(status, headers, Framing::kLength, total, close, Http10KeepAlive());
     auto r = co_await SendParts(fd, read_at, parts, suffix);
     finished_ = true;
     if (!r) co_return Broken(r.error());
