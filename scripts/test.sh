@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+# ccache hits across clones (CI builds a fresh clone each time).
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
