@@ -126,8 +126,8 @@ def main():
     md.append("| --- | --- | ---: | ---: | ---: | --- |")
     for m in mem:
         tcp = "n/a" if m["tcp"] is None else f"{m['tcp'] / 1024:,.1f} MiB"
-        md.append(f"| {m['server']} | {m['state']} | {fmt((m['rss'] or 0) / 1024, 1)} MiB | "
-                  f"{fmt((m['pss'] or 0) / 1024, 1)} MiB | {tcp} | {m['note']} |")
+        mib = lambda k: "n/a" if m[k] is None else f"{m[k] / 1024:,.1f} MiB"
+        md.append(f"| {m['server']} | {m['state']} | {mib('rss')} | {mib('pss')} | {tcp} | {m['note']} |")
     md.append("")
     md.append("nginx: master + workers summed (VmRSS counts shared pages once per process; Pss splits "
               "them). Kernel TCP memory: /proc/net/sockstat `TCP mem` (whole machine).\n")

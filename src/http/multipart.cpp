@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
+#include <vector>
 
 namespace hub::http {
 namespace {
@@ -25,7 +27,7 @@ std::string_view Trim(std::string_view s) {
 
 // Parses `; key=value; key="quoted"` parameters after a media type or
 // disposition type. Returns false when malformed.
-bool ParseParams(std::string_view s, const std::function<void(std::string, std::string)>& emit) {
+bool ParseParams(std::string_view s, const std::function<void(std::string_view, std::string)>& emit) {
   size_t i = 0;
   while (i < s.size()) {
     while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == ';')) ++i;
@@ -56,7 +58,7 @@ bool ParseParams(std::string_view s, const std::function<void(std::string, std::
       value = std::string(Trim(s.substr(i, end == std::string_view::npos ? s.npos : end - i)));
       i = end == std::string_view::npos ? s.size() : end;
     }
-    emit(std::move(key), std::move(value));
+    emit(key, std::move(value));
   }
   return true;
 }
@@ -74,7 +76,7 @@ std::string MultipartParser::BoundaryFrom(std::string_view content_type) {
   if (Lower(Trim(content_type.substr(0, semi))) != "multipart/form-data") return "";
   if (semi == std::string_view::npos) return "";
   std::string boundary;
-  bool ok = ParseParams(content_type.substr(semi + 1), [&](std::string k, std::string v) {
+  bool ok = ParseParams(content_type.substr(semi + 1), [&](std::string_view k, std::string v) {
     if (k == "boundary") boundary = std::move(v);
   });
   // RFC 2046: 1..70 characters.
@@ -101,7 +103,7 @@ Result<void> MultipartParser::ParseHeaders(std::string_view block, FormPart* par
       }
       disposition = true;
       if (semi != std::string_view::npos &&
-          !ParseParams(value.substr(semi + 1), [&](std::string k, std::string v) {
+          !ParseParams(value.substr(semi + 1), [&](std::string_view k, std::string v) {
             if (k == "name") part->name = std::move(v);
             if (k == "filename") part->filename = std::move(v);
           })) {
