@@ -158,6 +158,50 @@ class GracefulShutdown(unittest.TestCase):
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
+class ConstantMemory(unittest.TestCase):
+    def test_a_large_upload_does_not_grow_the_hub(self):
+        """A 768 MiB tus PATCH streamed from a generator: the hub's resident size
+        stays bounded (it reads 1 MiB at a time straight into the part file)."""
+        data_dir = tempfile.mkdtemp()
+        hub = Hub(data_dir).start()
+        try:
+            size = 768 << 20
+            _, h, _ = hub.tus_create(size)
+            loc = h["location"]
+            block = random_bytes(1 << 20, seed=5)
+            peak = [0]
+            done = threading.Event()
+
+            def sample():
+                while not done.is_set():
+                    with open(f"/proc/{hub.proc.pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmRSS:"):
+                                peak[0] = max(peak[0], int(line.split()[1]))
+                    time.sleep(0.02)
+
+            t = threading.Thread(target=sample)
+            t.start()
+            c = hub.conn(timeout=120)
+            c.putrequest("PATCH", loc)
+            for k, v in {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Authorization": "Bearer " + TOKEN,
+                         "Content-Type": "application/offset+octet-stream", "Content-Length": str(size)}.items():
+                c.putheader(k, v)
+            c.endheaders()
+            for _ in range(size >> 20):
+                c.send(block)
+            status = c.getresponse().status
+            c.close()
+            done.set()
+            t.join()
+            self.assertEqual(status, 204)
+            self.assertEqual(hub.tus_head(loc)[1]["upload-offset"], str(size))
+            self.assertLess(peak[0], 100 * 1024, f"peak VmRSS {peak[0]} KiB during a {size >> 20} MiB upload")
+        finally:
+            hub.cleanup()
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "mounting a small tmpfs needs root")
 class StorageFull(unittest.TestCase):
     def test_507_and_the_upload_stays_resumable(self):
