@@ -77,7 +77,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 now() { date +%s.%N; }
 # CPU ticks (utime+stime) of the given PIDs, all threads; nginx: pass master + workers.
 ticks() { local t=0 p v; for p in "$@"; do v=$(awk '{sub(/.*\) /,""); print $12+$13}' /proc/"$p"/stat 2>/dev/null); t=$((t + ${v:-0})); done; echo $t; }
-machine() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; }  # total idle
+machine() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $7+$8}' /proc/stat; }  # total idle irq+softirq
+# CPU ticks of kernel threads (children of kthreadd: writeback, ksoftirqd, ...).
+kthread_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '{s=$0; sub(/.*\) /,"",s); split(s,f," "); if (f[2]==2) t+=f[12]+f[13]} END{print t+0}'; }
 HZ=$(getconf CLK_TCK)
 nginx_pids() { echo "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); }
 wait_http() {  # URL: up to 30 s
@@ -94,14 +96,24 @@ META=$WORK/meta; : >"$META"
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 # Measures "$@" (a command printing key=value pairs) while watching the server PIDs in SRV_PIDS.
-# Sets M_OUT (the command's output), M_CPU (server % of one core), M_IDLE (machine idle %).
+# Sets M_OUT (the command's output), M_RC, and CPU use during the run in % of one core:
+# M_CPU (the server), M_CLIENT (the command itself), M_KERNEL (interrupts, softirqs — loopback TCP
+# is mostly processed there — and kernel threads such as writeback), M_OTHER (everything else on
+# the machine: more than 10-20% means something else was running and the round is disturbed),
+# and M_IDLE (machine idle + iowait, % of all cores).
 measure() {
-  local t0 c0 t1 c1 m0tot m0idle m1tot m1idle
-  read -r m0tot m0idle < <(machine); c0=$(ticks $SRV_PIDS); t0=$(now)
-  M_OUT=$("$@" 2>&1); M_RC=$?
-  t1=$(now); c1=$(ticks $SRV_PIDS); read -r m1tot m1idle < <(machine)
-  M_CPU=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" 'BEGIN{printf "%.0f", (b-a)/hz/(t1-t0)*100}')
+  local t0 c0 k0 t1 c1 k1 m0tot m0idle m0irq m1tot m1idle m1irq cu cs TIMEFORMAT='%U %S'
+  read -r m0tot m0idle m0irq < <(machine); k0=$(kthread_ticks); c0=$(ticks $SRV_PIDS); t0=$(now)
+  { time "$@" >"$WORK/measure.out" 2>&1; } 2>"$WORK/measure.time"; M_RC=$?
+  t1=$(now); c1=$(ticks $SRV_PIDS); k1=$(kthread_ticks); read -r m1tot m1idle m1irq < <(machine)
+  M_OUT=$(cat "$WORK/measure.out")
+  read -r cu cs <"$WORK/measure.time"
+  local pct='function pct(ticks) { return ticks / hz / (t1 - t0) * 100 }'
+  M_CPU=$(awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" "$pct"' BEGIN{printf "%.0f", pct('"$c1 - $c0"')}')
+  M_CLIENT=$(awk -v t0="$t0" -v t1="$t1" -v u="$cu" -v s="$cs" 'BEGIN{printf "%.0f", (u + s) / (t1 - t0) * 100}')
+  M_KERNEL=$(awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" "$pct"' BEGIN{printf "%.0f", pct('"$m1irq - $m0irq + $k1 - $k0"')}')
   M_IDLE=$(awk -v a="$m0tot" -v b="$m1tot" -v i="$m0idle" -v j="$m1idle" 'BEGIN{ if (b>a) printf "%.0f", (j-i)/(b-a)*100; else print 0}')
+  M_OTHER=$(awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" "$pct"' BEGIN{o = pct('"($m1tot - $m0tot) - ($m1idle - $m0idle)"') - '"$M_CPU - $M_CLIENT - $M_KERNEL"'; printf "%.0f", o < 0 ? 0 : o}')
 }
 kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$M_OUT" | tail -1; }
 
@@ -188,8 +200,8 @@ ingest_run() {  # CASE_LABEL TARGET ROUND CHUNK
   fi
   local bytes secs
   bytes=$(kv bytes); secs=$(kv seconds)
-  echo -e "ingest\t$label\t$target\t$round\t$(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.1f", b/s/1e6}')\t$secs\t$M_CPU\t$M_IDLE" >>"$RAW"
-  log "ingest $label -> $target round $round: $(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.0f MB/s", b/s/1e6}') (server CPU $M_CPU%)"
+  echo -e "ingest\t$label\t$target\t$round\t$(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.1f", b/s/1e6}')\t$secs\t$M_CPU\t$M_IDLE\t$M_OTHER\t$M_CLIENT\t$M_KERNEL" >>"$RAW"
+  log "ingest $label -> $target round $round: $(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.0f MB/s", b/s/1e6}') (CPU: server $M_CPU%, client $M_CLIENT%, kernel $M_KERNEL%, other $M_OTHER%)"
   # Keep the first one-PATCH hub upload as the 1 GiB file to serve; free the rest. Untimed: sync,
   # so no writeback of this run spills into the next one.
   if [[ $target == hub ]]; then
@@ -295,8 +307,8 @@ serve_run() {  # SERVER CASE TOOL ROUND(0 = warm-up) THREADS CONNS PATH_ID SIZE 
     log "serve $label $tool $server: no result: $M_OUT"
     return 0
   fi
-  echo -e "serve\t$label\t$tool\t$server\t$round\t$(awk -v n="$req" -v s="$s" 'BEGIN{printf "%.0f", n/s}')\t$(awk -v b="$bytes" -v s="$s" 'BEGIN{printf "%.1f", b/s/1e6}')\t$M_ERR\t$M_CPU\t$M_IDLE" >>"$RAW"
-  log "serve $label ($tool) $server round $round: $(awk -v n="$req" -v b="$bytes" -v s="$s" 'BEGIN{printf "%.0f req/s, %.0f MB/s", n/s, b/s/1e6}'), errors $M_ERR, server CPU $M_CPU%, idle $M_IDLE%"
+  echo -e "serve\t$label\t$tool\t$server\t$round\t$(awk -v n="$req" -v s="$s" 'BEGIN{printf "%.0f", n/s}')\t$(awk -v b="$bytes" -v s="$s" 'BEGIN{printf "%.1f", b/s/1e6}')\t$M_ERR\t$M_CPU\t$M_IDLE\t$M_OTHER\t$M_CLIENT\t$M_KERNEL" >>"$RAW"
+  log "serve $label ($tool) $server round $round: $(awk -v n="$req" -v b="$bytes" -v s="$s" 'BEGIN{printf "%.0f req/s, %.0f MB/s", n/s, b/s/1e6}'), errors $M_ERR, CPU: server $M_CPU%, client $M_CLIENT%, kernel $M_KERNEL%, other $M_OTHER%"
 }
 serve_case() {  # CASE TOOL THREADS CONNS ID SIZE [RANGE_LEN]
   local r

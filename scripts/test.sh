@@ -26,7 +26,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 step "fuzz targets (${FUZZ_SECONDS}s each)"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_FUZZ=ON -DHUB_UNIT_ONLY=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target all
+cmake --build build-fuzz -j "$JOBS" --target fuzzers
 for f in build-fuzz/fuzz/*_fuzz; do
   name=$(basename "$f")
   corpus=build-fuzz/corpus/$name; mkdir -p "$corpus"

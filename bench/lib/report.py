@@ -4,8 +4,10 @@
     report.py RAW_TSV META_FILE OUT_MD
 
 RAW_TSV lines (tab-separated):
-  serve   CASE TOOL SERVER ROUND REQ_S MB_S ERRORS SRV_CPU_PCT IDLE_PCT
-  ingest  CASE TARGET ROUND MB_S SECONDS SRV_CPU_PCT IDLE_PCT
+  serve   CASE TOOL SERVER ROUND REQ_S MB_S ERRORS SRV_CPU_PCT IDLE_PCT OTHER_PCT CLIENT_PCT KERNEL_PCT
+  ingest  CASE TARGET ROUND MB_S SECONDS SRV_CPU_PCT IDLE_PCT OTHER_PCT CLIENT_PCT KERNEL_PCT
+(CPU figures: % of one core; KERNEL: irq + softirq + kernel threads; OTHER: everything else on
+the machine but server and client.)
   mem     SERVER STATE RSS_KIB PSS_KIB TCP_MEM_KIB NOTE
 META_FILE: key=value lines (date, machine, parameters, notes).
 Medians over rounds; ratios are hub / reference of the medians.
@@ -58,12 +60,14 @@ def main():
             if key not in serve_order:
                 serve_order.append(key)
             serve[key][f[3]].append(dict(round=f[4], req=num(f[5]), mbs=num(f[6]), err=num(f[7]),
-                                         cpu=num(f[8]), idle=num(f[9])))
+                                         cpu=num(f[8]), idle=num(f[9]), other=num(f[10]),
+                                         client=num(f[11]), kernel=num(f[12])))
         elif f[0] == "ingest":
             if f[1] not in ingest_order:
                 ingest_order.append(f[1])
             ingest[f[1]][f[2]].append(dict(round=f[3], mbs=num(f[4]), sec=num(f[5]), cpu=num(f[6]),
-                                           idle=num(f[7])))
+                                           idle=num(f[7]), other=num(f[8]), client=num(f[9]),
+                                           kernel=num(f[10])))
         elif f[0] == "mem":
             mem.append(dict(server=f[1], state=f[2], rss=num(f[3]), pss=num(f[4]), tcp=num(f[5]),
                             note=f[6] if len(f) > 6 else ""))
@@ -72,12 +76,19 @@ def main():
     md.append(f"# stream-hub benchmark results ({meta.get('date', '?')})\n")
     md.append(f"`{meta.get('command', 'bench/run.sh')}` — {meta.get('machine', '')}\n")
     md.append(meta.get("params", "") + "\n")
+    others = [r["other"] for k in serve_order for rows in serve[k].values() for r in rows]
+    others += [r["other"] for c in ingest_order for rows in ingest[c].values() for r in rows]
+    busy = [o for o in others if o is not None and o > 20]
+    if busy:
+        w = (f"{len(busy)} of {len(others)} measured runs had more than 20% of a core used by other "
+             "processes (column 'other load'); those figures are disturbed.")
+        meta["warning"] = (meta.get("warning", "") + " " + w).strip()
     if meta.get("warning"):
         md.append(f"**Warning:** {meta['warning']}\n")
 
     md.append("## (a) Serving the original: hub vs nginx (medians, alternating rounds)\n")
-    md.append("| case | client | metric | hub | nginx | hub/nginx | hub CPU | nginx CPU | idle (hub / nginx) |")
-    md.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    md.append("| case | client | metric | hub | nginx | hub/nginx | hub CPU | nginx CPU | client CPU (hub / nginx runs) | kernel (hub / nginx runs) | other load |")
+    md.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in serve_order:
         case, tool = key
         h, n = serve[key].get("hub", []), serve[key].get("nginx", [])
@@ -89,14 +100,19 @@ def main():
         note = f" ({int(errs)} errors)" if errs else ""
         md.append(f"| {case} | {tool} | {metric} | {fmt(hm)} | {fmt(nm)} | {ratio(hm, nm)}{note} | "
                   f"{fmt(med([r['cpu'] for r in h]))}% | {fmt(med([r['cpu'] for r in n]))}% | "
-                  f"{fmt(med([r['idle'] for r in h]))}% / {fmt(med([r['idle'] for r in n]))}% |")
+                  f"{fmt(med([r['client'] for r in h]))}% / {fmt(med([r['client'] for r in n]))}% | "
+                  f"{fmt(med([r['kernel'] for r in h]))}% / {fmt(med([r['kernel'] for r in n]))}% | "
+                  f"{fmt(med([r['other'] for r in h + n]))}% |")
     md.append("")
-    md.append("CPU: the server process(es), % of one core (200% = both cores); idle: the whole machine "
-              "idle+iowait during the run. MB = 10^6 bytes (body bytes for the C client, body+headers for wrk).\n")
+    md.append("CPU: % of one core (200% = both cores), medians: the server process(es); the load generator; "
+              "the kernel outside any process (interrupts and softirqs, where loopback TCP is mostly processed, "
+              "and kernel threads such as writeback); everything else on the machine (other load: more than "
+              "10-20% means the machine was not quiet). "
+              "MB = 10^6 bytes (body bytes for the C client, body+headers for wrk).\n")
 
     md.append("## (b) Upload ingest: hub (tus PATCH) vs the machine's loopback + disk ceiling\n")
-    md.append("| upload | hub MB/s | ceiling MB/s | hub/ceiling | hub seconds | hub CPU | idle during hub |")
-    md.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    md.append("| upload | hub MB/s | ceiling MB/s | hub/ceiling | hub seconds | hub CPU | ceiling CPU | kernel (hub / ceiling runs) | other load |")
+    md.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     refs = []
     for case in ingest_order:
         t = ingest[case]
@@ -105,7 +121,9 @@ def main():
             cm = med([r["mbs"] for r in t.get("sink", [])])
             md.append(f"| {case} | {fmt(hm)} | {fmt(cm)} | {ratio(hm, cm)} | "
                       f"{fmt(med([r['sec'] for r in t['hub']]), 2)} | {fmt(med([r['cpu'] for r in t['hub']]))}% | "
-                      f"{fmt(med([r['idle'] for r in t['hub']]))}% |")
+                      f"{fmt(med([r['cpu'] for r in t.get('sink', [])]))}% | "
+                      f"{fmt(med([r['kernel'] for r in t['hub']]))}% / {fmt(med([r['kernel'] for r in t.get('sink', [])]))}% | "
+                      f"{fmt(med([r['other'] for r in t['hub'] + t.get('sink', [])]))}% |")
         for target, rows in t.items():
             if target not in ("hub", "sink"):
                 refs.append((case, target, med([r["mbs"] for r in rows])))
@@ -133,18 +151,20 @@ def main():
               "them). Kernel TCP memory: /proc/net/sockstat `TCP mem` (whole machine).\n")
 
     md.append("## Raw rounds\n")
-    md.append("| section | case | tool/target | server | round | req/s | MB/s | errors | server CPU | idle |")
-    md.append("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    md.append("| section | case | tool/target | server | round | req/s | MB/s | errors | server CPU | client CPU | kernel | other load | idle |")
+    md.append("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in serve_order:
         for server, rows in serve[key].items():
             for r in rows:
                 md.append(f"| serve | {key[0]} | {key[1]} | {server} | {r['round']} | {fmt(r['req'])} | "
-                          f"{fmt(r['mbs'])} | {fmt(r['err'])} | {fmt(r['cpu'])}% | {fmt(r['idle'])}% |")
+                          f"{fmt(r['mbs'])} | {fmt(r['err'])} | {fmt(r['cpu'])}% | {fmt(r['client'])}% | "
+                          f"{fmt(r['kernel'])}% | {fmt(r['other'])}% | {fmt(r['idle'])}% |")
     for case in ingest_order:
         for target, rows in ingest[case].items():
             for r in rows:
                 md.append(f"| ingest | {case} | {target} | | {r['round']} | | {fmt(r['mbs'])} | | "
-                          f"{fmt(r['cpu'])}% | {fmt(r['idle'])}% |")
+                          f"{fmt(r['cpu'])}% | {fmt(r['client'])}% | {fmt(r['kernel'])}% | {fmt(r['other'])}% | "
+                          f"{fmt(r['idle'])}% |")
     md.append("")
     text = "\n".join(md)
     with open(out, "w") as f:
