@@ -128,6 +128,18 @@ class Hub:
         h.update(extra or {})
         return self.request("PATCH", location, body=data, headers=h, auth=True)
 
+    def open_patch(self, location, offset, length, timeout=120):
+        """Starts a tus PATCH of `length` bytes and returns the connection; the
+        caller sends the body (in pieces, slowly, or not at all) with .send()
+        and reads the answer with .getresponse()."""
+        c = self.conn(timeout)
+        c.putrequest("PATCH", location)
+        for k, v in {"Tus-Resumable": "1.0.0", "Upload-Offset": str(offset), "Authorization": "Bearer " + TOKEN,
+                     "Content-Type": "application/offset+octet-stream", "Content-Length": str(length)}.items():
+            c.putheader(k, v)
+        c.endheaders()
+        return c
+
     def tus_head(self, location):
         return self.request("HEAD", location, headers={"Tus-Resumable": "1.0.0"}, auth=True)
 

@@ -5,7 +5,7 @@ import threading
 import time
 import unittest
 
-from hub import TOKEN, Hub, random_bytes
+from hub import Hub, random_bytes
 
 
 class TwoProcesses(unittest.TestCase):
@@ -45,12 +45,7 @@ class TwoProcesses(unittest.TestCase):
         results = {}
 
         def send(hub, payload, key):
-            c = hub.conn()
-            c.putrequest("PATCH", loc)
-            for k, v in {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Authorization": "Bearer " + TOKEN,
-                         "Content-Type": "application/offset+octet-stream", "Content-Length": str(len(payload))}.items():
-                c.putheader(k, v)
-            c.endheaders()
+            c = hub.open_patch(loc, 0, len(payload))
             try:
                 for i in range(0, len(payload), 256 << 10):
                     c.send(payload[i:i + (256 << 10)])

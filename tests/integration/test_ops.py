@@ -132,12 +132,7 @@ class GracefulShutdown(unittest.TestCase):
             data = random_bytes(8 << 20, seed=21)
             _, h, _ = hub.tus_create(len(data), {"filename": "big.mp4"})
             loc = h["location"]
-            c = hub.conn()
-            c.putrequest("PATCH", loc)
-            for k, v in {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Authorization": "Bearer " + TOKEN,
-                         "Content-Type": "application/offset+octet-stream", "Content-Length": str(len(data))}.items():
-                c.putheader(k, v)
-            c.endheaders()
+            c = hub.open_patch(loc, 0, len(data))
             c.send(data[:3 << 20])
             time.sleep(0.3)  # let the hub write what it received
             hub.stop(signal.SIGTERM)
@@ -182,12 +177,7 @@ class ConstantMemory(unittest.TestCase):
 
             t = threading.Thread(target=sample)
             t.start()
-            c = hub.conn(timeout=120)
-            c.putrequest("PATCH", loc)
-            for k, v in {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Authorization": "Bearer " + TOKEN,
-                         "Content-Type": "application/offset+octet-stream", "Content-Length": str(size)}.items():
-                c.putheader(k, v)
-            c.endheaders()
+            c = hub.open_patch(loc, 0, size)
             for _ in range(size >> 20):
                 c.send(block)
             status = c.getresponse().status

@@ -181,12 +181,7 @@ class TusProtocol(HubTestCase):
 
         def send(payload):
             # Stream slowly so that both are in flight at once.
-            c = self.hub.conn()
-            c.putrequest("PATCH", loc)
-            for k, v in {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Authorization": "Bearer " + __import__("hub").TOKEN,
-                         "Content-Type": "application/offset+octet-stream", "Content-Length": str(len(payload))}.items():
-                c.putheader(k, v)
-            c.endheaders()
+            c = self.hub.open_patch(loc, 0, len(payload))
             try:
                 for i in range(0, len(payload), 200_000):
                     c.send(payload[i:i + 200_000])
