@@ -88,7 +88,8 @@ struct DocOptions {
 
 namespace detail { class DocImpl; }
 
-// Not thread-safe: one owner (the note's strand) calls it.
+// Not thread-safe: one owner (the note's strand) calls it. The constructor
+// throws std::invalid_argument when options.agent is empty or too long.
 class Doc {
  public:
   explicit Doc(DocOptions options = {});
@@ -115,8 +116,9 @@ class Doc {
   // All edits are validated first: on any error the document is unchanged.
   // Returns the new version (which includes `base`).
   Result<Version> Apply(const Version& base, std::span<const Edit> edits);
-  // Same, relative to the current text.
-  Result<Version> Apply(std::span<const Edit> edits);
+  // Same, relative to the current text (the fast path: call version() if
+  // the new version is needed).
+  Result<void> Apply(std::span<const Edit> edits);
 
   // Operations not in `since`, in causal order, for another replica.
   std::string EncodeOps(const Version& since) const;

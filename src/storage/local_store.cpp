@@ -169,6 +169,34 @@ class LocalWritableFile final : public WritableFile {
     return Ok();
   }
 
+  Result<void> AppendFrom(ReadableFile& src, uint64_t offset, uint64_t length) override {
+    HUB_TRY(CheckOpen());
+    int in = src.native_handle();
+    if (in < 0 || offset > src.size() || length > src.size() - offset) {
+      return WritableFile::AppendFrom(src, offset, length);  // also reports a short source
+    }
+    loff_t off_in = static_cast<loff_t>(offset);
+    loff_t off_out = static_cast<loff_t>(size_);
+    uint64_t done = 0;
+    while (done < length) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(length - done, 1ull << 30));
+      ssize_t n = ::copy_file_range(in, &off_in, fd_.get(), &off_out, want, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS) &&
+          done == 0) {
+        return WritableFile::AppendFrom(src, offset, length);  // no in-kernel copy here
+      }
+      if (n <= 0) {
+        int err = n < 0 ? errno : EIO;
+        [[maybe_unused]] int ignored = ::ftruncate(fd_.get(), static_cast<off_t>(size_));
+        return SysError(err, "copy into", path_);
+      }
+      done += static_cast<uint64_t>(n);
+    }
+    size_ += length;
+    return Ok();
+  }
+
   Result<void> Truncate(uint64_t size) override {
     HUB_TRY(CheckOpen());
     if (size > size_) {

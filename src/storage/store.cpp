@@ -1,5 +1,8 @@
 #include "storage/store.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <cerrno>
 #include <cstdio>
 
@@ -137,4 +140,21 @@ Error Closed(std::string_view full_path) {
 }
 
 }  // namespace detail
+Result<void> WritableFile::AppendFrom(ReadableFile& src, uint64_t offset, uint64_t length) {
+  if (offset > src.size() || length > src.size() - offset) {
+    return MakeError(errc::io_error, "the source is shorter than the bytes to copy");
+  }
+  std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(length, 1 << 20)));
+  uint64_t done = 0;
+  while (done < length) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    auto n = src.ReadAt(offset + done, std::span<char>(buf.data(), want));
+    if (!n) return n.error();
+    if (*n == 0) return MakeError(errc::io_error, "the source ended before the bytes to copy");
+    HUB_TRY(Append(std::span<const char>(buf.data(), *n)));
+    done += *n;
+  }
+  return Ok();
+}
+
 }  // namespace hub::storage

@@ -84,6 +84,11 @@ class WritableFile {
   // Current size (= the offset the next Append writes at).
   virtual uint64_t size() const = 0;
   virtual Result<void> Append(std::span<const char> data) = 0;
+  // Appends `length` bytes of `src` starting at `offset`. The default reads
+  // and appends through a 1 MiB buffer; LocalStore copies in the kernel
+  // (copy_file_range: a reflink on XFS/btrfs, a server-side copy on NFS 4.2).
+  // errc::io_error (and nothing appended) if src is shorter than offset+length.
+  virtual Result<void> AppendFrom(ReadableFile& src, uint64_t offset, uint64_t length);
   // Cuts the file back to `size` bytes (<= size()).
   virtual Result<void> Truncate(uint64_t size) = 0;
   // fdatasync: what was appended survives a crash once this returns.

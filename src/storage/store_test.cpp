@@ -368,6 +368,26 @@ TYPED_TEST(StoreContractTest, LargeFilesRoundTrip) {
   EXPECT_TRUE(back == data);
 }
 
+TYPED_TEST(StoreContractTest, AppendFromCopiesARangeOfAnotherFile) {
+  Store& s = this->store();
+  std::string src_data(3'000'000, '\0');
+  for (size_t i = 0; i < src_data.size(); ++i) src_data[i] = static_cast<char>(i * 7 + i / 1000);
+  ASSERT_OK(s.WriteAtomic("src", src_data));
+  auto src = s.OpenRead("src");
+  ASSERT_OK(src);
+  auto w = s.OpenWrite("dst", true);
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Append(std::span<const char>("head", 4)));
+  ASSERT_OK((*w)->AppendFrom(**src, 100, 2'500'000));
+  EXPECT_EQ((*w)->size(), 4u + 2'500'000u);
+  // Past the end of the source: an error, and the file ends where it did.
+  EXPECT_FALSE((*w)->AppendFrom(**src, 2'999'990, 20).ok());
+  EXPECT_EQ((*w)->size(), 4u + 2'500'000u);
+  ASSERT_OK((*w)->Sync());
+  ASSERT_OK((*w)->Close());
+  EXPECT_TRUE(Read(s, "dst") == "head" + src_data.substr(100, 2'500'000));
+}
+
 // Regression: the root was listed through a dup() of a long-lived fd, which
 // shares its offset, so every listing after the first came back empty.
 TYPED_TEST(StoreContractTest, ListingTheRootTwiceSeesTheSameEntries) {

@@ -374,7 +374,6 @@ Result<void> Uploads::Assemble(const std::string& id, const Info& info, const Ch
   std::string tmp = Dir(id) + "/assembly-" + RandomHex(8);
   auto out = store_.OpenWrite(tmp, true);
   if (!out) return FromStorage(out.error());
-  std::vector<char> buf(1 << 20);
   for (const Link& link : chain.links) {
     auto in = store_.OpenRead(PartPath(id, link.part));
     if (!in) {
@@ -386,19 +385,9 @@ Result<void> Uploads::Assemble(const std::string& id, const Info& info, const Ch
       (void)store_.Remove(tmp);
       return MakeError(upload::errc::io_error, "a part of upload " + id + " is shorter than its record");
     }
-    uint64_t done = 0;
-    while (done < link.length) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), link.length - done));
-      auto n = (*in)->ReadAt(done, std::span<char>(buf.data(), want));
-      if (!n || *n == 0) {
-        (void)store_.Remove(tmp);
-        return n ? MakeError(upload::errc::io_error, "part ended early") : FromStorage(n.error());
-      }
-      if (auto w = (*out)->Append(std::span<const char>(buf.data(), *n)); !w) {
-        (void)store_.Remove(tmp);
-        return FromStorage(w.error());
-      }
-      done += *n;
+    if (auto w = (*out)->AppendFrom(**in, 0, link.length); !w) {
+      (void)store_.Remove(tmp);
+      return FromStorage(w.error());
     }
   }
   if (auto r = (*out)->Sync(); !r) {

@@ -46,6 +46,13 @@ size_t Tree::MemoryBytes() const {
   return leaves_ * sizeof(Leaf) + inners_ * sizeof(Inner) + index_.size() * 64;
 }
 
+void Tree::BuildIndex() const {
+  indexed_ = true;
+  for (Leaf* f = first_; f; f = f->next) {
+    for (int i = 0; i < f->n; ++i) index_.emplace_hint(index_.end(), Key(f->runs[i].id), f);
+  }
+}
+
 std::pair<Run, Run> Tree::Split(const Run& r, uint32_t k) const {
   size_t b = r.bytes == r.len ? k : Utf8Offset(content_.data() + r.off, r.bytes, k);
   Run a = r, c = r;
@@ -60,7 +67,7 @@ std::pair<Run, Run> Tree::Split(const Run& r, uint32_t k) const {
 }
 
 bool Tree::Mergeable(const Run& a, const Run& b) const {
-  if (a.id.agent != b.id.agent || a.id.seq + a.len != b.id.seq || a.del || b.del) return false;
+  if (a.id.agent != b.id.agent || a.id.seq + a.len != b.id.seq || a.del != b.del) return false;
   if (!(b.ol == Id{a.id.agent, a.id.seq + a.len - 1}) || !(b.orr == a.orr)) return false;
   if (a.off + a.bytes != b.off) return false;
   uint64_t len = uint64_t{a.len} + b.len, bytes = uint64_t{a.bytes} + b.bytes;
@@ -79,8 +86,9 @@ void Tree::AddUp(Node* node, const Counts& plus, const Counts& minus) {
   }
 }
 
+// The parent has room (the callers split it first: splitting it here would
+// move counts between subtrees while `c` is in flight).
 void Tree::InsertChildAfter(Node* existing, Node* added, const Counts& c) {
-  if (existing->parent->n == kFanout) SplitInner(existing->parent);
   Inner* p = existing->parent;
   int i = IndexIn(p, existing) + 1;
   std::memmove(&p->child[i + 1], &p->child[i], (p->n - i) * sizeof(Node*));
@@ -92,6 +100,7 @@ void Tree::InsertChildAfter(Node* existing, Node* added, const Counts& c) {
 }
 
 void Tree::SplitInner(Inner* node) {
+  if (node->parent && node->parent->n == kFanout) SplitInner(node->parent);
   auto* q = new Inner();
   q->leaf = false;
   ++inners_;
@@ -121,16 +130,18 @@ void Tree::SplitInner(Inner* node) {
   }
 }
 
-void Tree::SplitLeaf(Leaf* leaf) {
+void Tree::SplitLeaf(Leaf* leaf, int h) {
+  if (leaf->parent && leaf->parent->n == kFanout) SplitInner(leaf->parent);
   auto* r = new Leaf();
   ++leaves_;
-  int h = leaf->n / 2;
   r->n = static_cast<uint16_t>(leaf->n - h);
   std::memcpy(static_cast<void*>(r->runs), &leaf->runs[h], r->n * sizeof(Run));
   leaf->n = static_cast<uint16_t>(h);
   r->next = leaf->next;
   leaf->next = r;
-  for (int i = 0; i < r->n; ++i) index_.find(Key(r->runs[i].id))->second = r;
+  if (indexed_) {
+    for (int i = 0; i < r->n; ++i) index_.find(Key(r->runs[i].id))->second = r;
+  }
   Counts cr = Sum(r);
   if (leaf->parent) {
     leaf->parent->cnt[IndexIn(leaf->parent, leaf)] -= cr;
@@ -151,8 +162,10 @@ void Tree::SplitLeaf(Leaf* leaf) {
 
 std::pair<Leaf*, int> Tree::Splice(Leaf* leaf, int idx, int remove, const Run* add, int k) {
   if (leaf->n - remove + k > kLeafRuns) {
+    // Split so that the replaced range stays in one leaf.
     int h = leaf->n / 2;
-    SplitLeaf(leaf);
+    if (idx < h && idx + remove > h) h = idx > 0 ? idx : idx + remove;
+    SplitLeaf(leaf, h);
     if (idx >= h) {
       leaf = leaf->next;
       idx -= h;
@@ -162,18 +175,27 @@ std::pair<Leaf*, int> Tree::Splice(Leaf* leaf, int idx, int remove, const Run* a
   for (int i = 0; i < remove; ++i) {
     const Run& old = leaf->runs[idx + i];
     minus += CountsOf(old);
+    if (!indexed_) continue;
     bool kept = false;
     for (int j = 0; j < k; ++j) kept |= add[j].id == old.id;
     if (!kept) index_.erase(Key(old.id));
+  }
+  if (indexed_) {
+    for (int j = 0; j < k; ++j) {
+      bool existed = false;
+      for (int i = 0; i < remove; ++i) existed |= leaf->runs[idx + i].id == add[j].id;
+      if (!existed) index_.insert_or_assign(Key(add[j].id), leaf);
+    }
   }
   std::memmove(static_cast<void*>(&leaf->runs[idx + k]), &leaf->runs[idx + remove],
                (leaf->n - idx - remove) * sizeof(Run));
   for (int j = 0; j < k; ++j) {
     leaf->runs[idx + j] = add[j];
     plus += CountsOf(add[j]);
-    index_.insert_or_assign(Key(add[j].id), leaf);
   }
   leaf->n = static_cast<uint16_t>(leaf->n - remove + k);
+  runs_ += static_cast<size_t>(k);
+  runs_ -= static_cast<size_t>(remove);
   AddUp(leaf, plus, minus);
   return {leaf, idx};
 }
@@ -213,6 +235,7 @@ Loc Tree::FindAll(uint64_t p) const {
 }
 
 std::optional<Loc> Tree::FindId(Id id) const {
+  if (!indexed_) BuildIndex();
   auto it = index_.upper_bound(Key(id));
   if (it == index_.begin()) return std::nullopt;
   --it;
@@ -283,6 +306,10 @@ Loc Tree::InsertAtAbs(uint64_t i, const Run& r) {
 }
 
 void Tree::AddDelete(const Loc& l, uint32_t n) {
+  // Replaces runs [lo, hi) of the leaf by up to 3 pieces; the deleted piece is
+  // merged into a neighbouring tombstone run it continues (backspace and
+  // delete-key streaks then stay one run).
+  Leaf* leaf = l.leaf;
   Run pieces[3];
   int k = 0;
   Run rest = l.run();
@@ -291,16 +318,33 @@ void Tree::AddDelete(const Loc& l, uint32_t n) {
     pieces[k++] = a;
     rest = b;
   }
+  int deleted;
   if (n < rest.len) {
     auto [a, b] = Split(rest, n);
     a.del++;
+    deleted = k;
     pieces[k++] = a;
     pieces[k++] = b;
   } else {
     rest.del++;
+    deleted = k;
     pieces[k++] = rest;
   }
-  Splice(l.leaf, l.idx, 1, pieces, k);
+  int lo = l.idx, hi = l.idx + 1;
+  Run merged[3];
+  int m = 0;
+  for (int j = 0; j < k; ++j) merged[m++] = pieces[j];
+  if (deleted == 0 && lo > 0 && Mergeable(leaf->runs[lo - 1], merged[0])) {
+    Run left = leaf->runs[lo - 1];
+    left.len += merged[0].len;
+    left.bytes += merged[0].bytes;
+    merged[0] = left;
+    --lo;
+  }
+  if (deleted == k - 1 && hi < leaf->n && Mergeable(merged[m - 1], leaf->runs[hi])) {
+    merged[m - 1].len += leaf->runs[hi].len;
+    merged[m - 1].bytes += leaf->runs[hi].bytes;
+    ++hi;
+  }
+  Splice(leaf, lo, hi - lo, merged, m);
 }
-
-}  // namespace hub::notes::detail

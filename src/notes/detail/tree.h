@@ -87,6 +87,7 @@ class Tree {
 
   Loc FindVis(uint64_t p) const;  // p < total().vis
   Loc FindAll(uint64_t i) const;  // i < total().all
+  // Builds the id index on first use (local edits at the current version never need it).
   std::optional<Loc> FindId(Id id) const;
   uint64_t AbsIndex(const Loc& l) const;
   // Visible code points and bytes before the item at `l`.
@@ -116,13 +117,14 @@ class Tree {
 
   // Splits `r` after `k` items (0 < k < len).
   std::pair<Run, Run> Split(const Run& r, uint32_t k) const;
-  size_t runs() const { return index_.size(); }
+  size_t runs() const { return runs_; }
   size_t MemoryBytes() const;
 
  private:
   // Replaces runs [idx, idx + remove) of `leaf` by add[0..k); returns where add[0] ended up.
   std::pair<Leaf*, int> Splice(Leaf* leaf, int idx, int remove, const Run* add, int k);
-  void SplitLeaf(Leaf* leaf);
+  void SplitLeaf(Leaf* leaf, int h);
+  void BuildIndex() const;
   void SplitInner(Inner* node);
   void InsertChildAfter(Node* existing, Node* added, const Counts& c);
   void AddUp(Node* node, const Counts& plus, const Counts& minus);
@@ -133,8 +135,10 @@ class Tree {
   Node* root_;
   Leaf* first_;
   Counts total_;
-  size_t leaves_ = 1, inners_ = 0;
-  std::map<uint64_t, Leaf*> index_;  // Key(run.id) of every run -> its leaf
+  size_t leaves_ = 1, inners_ = 0, runs_ = 0;
+  // Key(run.id) of every run -> its leaf; built lazily, then kept up to date.
+  mutable bool indexed_ = false;
+  mutable std::map<uint64_t, Leaf*> index_;
 };
 
 }  // namespace hub::notes::detail
