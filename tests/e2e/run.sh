@@ -45,7 +45,7 @@ clip() { # out seconds extra-x264-args...
     -t "$secs" -c:v libx264 "$@" -pix_fmt yuv420p -c:a aac -movflags +faststart "$out"
 }
 clip "$HOME_DIR/clip.mp4" 10
-clip "$HOME_DIR/clip-large.mp4" 16 -preset ultrafast -qp 0   # ~33 MB: several 8 MiB tus chunks
+clip "$HOME_DIR/clip-large.mp4" 36 -preset ultrafast -qp 0   # ~75 MB: several 32 MiB tus chunks
 
 cd "$HERE"
 [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --loglevel=error

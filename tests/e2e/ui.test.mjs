@@ -158,7 +158,7 @@ describe('web UI', { skip: SKIP }, () => {
 
   it('resumes an upload after pause and reload, at a non-zero offset', { timeout: 180_000 }, async () => {
     const size = fs.statSync(largePath).size;
-    assert.ok(size > 8 * 1024 * 1024 + 1, 'HUB_CLIP_LARGE must be larger than one 8 MiB chunk');
+    assert.ok(size > 32 * 1024 * 1024 + 1, 'HUB_CLIP_LARGE must be larger than one 32 MiB chunk');
     await page.goto(`${BASE}/upload`);
     // Let the first PATCH through and hold the second one, so the pause lands after exactly one chunk.
     let patches = 0;

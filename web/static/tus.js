@@ -11,7 +11,7 @@ import { ApiError, describeStatus, errorFrom, session } from './api.js';
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const PREFIX = 'stream-hub.upload:';
 const DELAYS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
-export const CHUNK = 8 * 1024 * 1024;
+export const CHUNK = 32 * 1024 * 1024;  // large: fewer requests, fewer parts to assemble
 
 class Retryable extends Error {
   constructor(message, status = 0) { super(message); this.status = status; }
