@@ -146,6 +146,7 @@ Result<Version> Version::Decode(std::string_view token) {
   if (token.size() > 64 * 1024 || !B64Decode(token, raw)) return bad();
   detail::Reader r(raw);
   uint64_t n = r.Bounded(r.remaining());
+  if (n == 0) return bad();  // the empty version is ""
   for (uint64_t i = 0; i < n && r.ok(); ++i) {
     std::string_view a = r.Bytes(kMaxAgentBytes);
     uint64_t c = r.Bounded(kMaxSeq);
@@ -257,6 +258,7 @@ class DocImpl {
   uint64_t next_lamport_ = 0;
   std::vector<WireOp> pending_;
   uint32_t local_ = 0;
+  std::vector<Id> scratch_;
 
   uint32_t Intern(const std::string& name) {
     auto [it, added] = by_name_.try_emplace(name, static_cast<uint32_t>(agents_.size()));
@@ -641,7 +643,8 @@ class DocImpl {
         if ((*vv)[a]) q.next_parents.push_back(Id{a, (*vv)[a] - 1});
       }
     } else {
-      q.next_parents = frontier_;
+      q.next_parents.swap(scratch_);  // reuses its capacity: no allocation per edit
+      q.next_parents.assign(frontier_.begin(), frontier_.end());
     }
     uint64_t len = q.current ? tree_.total().vis : ViewLength(q.view);
     uint64_t inserted = 0, ops = 0;
@@ -682,6 +685,7 @@ class DocImpl {
       if (e.delete_count > 0) LocalDelete(q, static_cast<uint64_t>(e.position), static_cast<uint64_t>(e.delete_count));
       if (!e.insert.empty()) LocalInsert(q, static_cast<uint64_t>(e.position), e.insert);
     }
+    q.next_parents.swap(scratch_);
     return Ok();
   }
 

@@ -76,6 +76,7 @@ bool Tree::Mergeable(const Run& a, const Run& b) const {
 }
 
 void Tree::AddUp(Node* node, const Counts& plus, const Counts& minus) {
+  if (node != cursor_) cursor_ = nullptr;
   total_ += plus;
   total_ -= minus;
   for (Node* n = node; n->parent; n = n->parent) {
@@ -201,6 +202,16 @@ std::pair<Leaf*, int> Tree::Splice(Leaf* leaf, int idx, int remove, const Run* a
 }
 
 Loc Tree::FindVis(uint64_t p) const {
+  if (cursor_ && p >= cursor_start_) {
+    uint64_t q = p - cursor_start_;
+    for (int i = 0; i < cursor_->n; ++i) {
+      const Run& r = cursor_->runs[i];
+      if (r.del) continue;
+      if (q < r.len) return Loc{cursor_, i, static_cast<uint32_t>(q)};
+      q -= r.len;
+    }
+  }
+  const uint64_t p0 = p;
   const Node* n = root_;
   while (!n->leaf) {
     auto* in = static_cast<const Inner*>(n);
@@ -209,6 +220,8 @@ Loc Tree::FindVis(uint64_t p) const {
     n = in->child[i];
   }
   auto* l = const_cast<Leaf*>(static_cast<const Leaf*>(n));
+  cursor_ = l;
+  cursor_start_ = p0 - p;
   for (int i = 0; i < l->n; ++i) {
     const Run& r = l->runs[i];
     if (r.del) continue;
@@ -348,3 +361,5 @@ void Tree::AddDelete(const Loc& l, uint32_t n) {
   }
   Splice(leaf, lo, hi - lo, merged, m);
 }
+
+}  // namespace hub::notes::detail

@@ -138,6 +138,10 @@ class Tree {
   size_t leaves_ = 1, inners_ = 0, runs_ = 0;
   // Key(run.id) of every run -> its leaf; built lazily, then kept up to date.
   mutable bool indexed_ = false;
+  // The leaf FindVis found last and the visible code points before it; valid
+  // until counts change in another leaf (typing stays in one leaf).
+  mutable Leaf* cursor_ = nullptr;
+  mutable uint64_t cursor_start_ = 0;
   mutable std::map<uint64_t, Leaf*> index_;
 };
 
