@@ -12,7 +12,11 @@
 # Prints a table and writes bench/results/latest.md. Loopback only; data in /tmp, removed at the
 # end; every process it starts is stopped by its PID. Knobs (environment):
 #   BENCH_HUB=path       the executable (default: build/stream-hub of this repository)
-#   BENCH_ROUNDS=3       rounds per contender    BENCH_SECONDS=5   seconds per load run
+#   BENCH_ROUNDS=3       serving rounds per contender    BENCH_SECONDS=5   seconds per load run
+#   BENCH_INGEST_ROUNDS=5  ingest rounds (1 GiB each; disk speed varies more than CPU)
+#   BENCH_QUIET_WAIT=20  before each run, wait up to this long for an idle machine (budget
+#                        BENCH_QUIET_BUDGET=90 s per invocation); a run disturbed by other
+#                        processes anyway is measured again (BENCH_RETRY_BUDGET=90 s of retries)
 #   BENCH_LARGE_MIB=1024 BENCH_WHOLE_MIB=100 BENCH_SMALL_KIB=4 BENCH_RANGE_KIB=1024
 #   BENCH_CHUNK_MIB=256  BENCH_IDLE_CONNS=1000  BENCH_TMP=/tmp
 set -uo pipefail
@@ -21,6 +25,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 HUB=${BENCH_HUB:-$REPO/build/stream-hub}
 ROUNDS=${BENCH_ROUNDS:-3}
+INGEST_ROUNDS=${BENCH_INGEST_ROUNDS:-5}
 DUR=${BENCH_SECONDS:-5}
 LARGE_MIB=${BENCH_LARGE_MIB:-1024}
 WHOLE_MIB=${BENCH_WHOLE_MIB:-100}
@@ -78,8 +83,23 @@ now() { date +%s.%N; }
 # CPU ticks (utime+stime) of the given PIDs, all threads; nginx: pass master + workers.
 ticks() { local t=0 p v; for p in "$@"; do v=$(awk '{sub(/.*\) /,""); print $12+$13}' /proc/"$p"/stat 2>/dev/null); t=$((t + ${v:-0})); done; echo $t; }
 machine() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $7+$8}' /proc/stat; }  # total idle irq+softirq
-# CPU ticks of kernel threads (children of kthreadd: writeback, ksoftirqd, ...).
-kthread_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '{s=$0; sub(/.*\) /,"",s); split(s,f," "); if (f[2]==2) t+=f[12]+f[13]} END{print t+0}'; }
+# "pid ticks" of every kernel thread (children of kthreadd: writeback, ksoftirqd, kworkers ...).
+kthread_snap() { cat /proc/[0-9]*/stat 2>/dev/null | awk '{p=$1; s=$0; sub(/.*\) /,"",s); split(s,f," "); if (f[2]==2) print p, f[12]+f[13]}'; }
+# Ticks kernel threads used between two snapshots (threads born meanwhile count in full).
+kthread_delta() { awk 'NR==FNR{a[$1]=$2; next} {d+=$2-($1 in a ? a[$1] : 0)} END{print d+0}' "$1" "$2"; }
+# Waits (at most QUIET_WAIT s per call, QUIET_BUDGET s per run) for a second in which the machine
+# is >= 90% idle, so that a measurement does not start on top of someone else's compile.
+QUIET_WAIT=${BENCH_QUIET_WAIT:-20}; QUIET_BUDGET=${BENCH_QUIET_BUDGET:-90}; QUIET_SPENT=0
+wait_quiet() {
+  local i a b
+  for ((i = 0; i < QUIET_WAIT && QUIET_SPENT < QUIET_BUDGET; i++)); do
+    read -r a < <(machine | awk '{print $1 - $2}'); sleep 1; read -r b < <(machine | awk '{print $1 - $2}')
+    (( (b - a) * 100 / HZ <= 20 )) && return 0
+    QUIET_SPENT=$((QUIET_SPENT + 1))
+  done
+  (( i > 0 )) && log "the machine is busy (other processes): measuring anyway"
+  return 0
+}
 HZ=$(getconf CLK_TCK)
 nginx_pids() { echo "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); }
 wait_http() {  # URL: up to 30 s
@@ -97,25 +117,44 @@ LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 # Measures "$@" (a command printing key=value pairs) while watching the server PIDs in SRV_PIDS.
 # Sets M_OUT (the command's output), M_RC, and CPU use during the run in % of one core:
-# M_CPU (the server), M_CLIENT (the command itself), M_KERNEL (interrupts, softirqs — loopback TCP
-# is mostly processed there — and kernel threads such as writeback), M_OTHER (everything else on
-# the machine: more than 10-20% means something else was running and the round is disturbed),
-# and M_IDLE (machine idle + iowait, % of all cores).
+# M_CPU (the server), M_CLIENT (the command itself), M_KERNEL (kernel threads: writeback,
+# ksoftirqd, kworkers; softirq work done on behalf of a process is in that process's figure),
+# M_OTHER (everything else on the machine: more than 25% means something else was running and the
+# round is disturbed), and M_IDLE (machine idle + iowait, % of all cores).
 measure() {
-  local t0 c0 k0 t1 c1 k1 m0tot m0idle m0irq m1tot m1idle m1irq cu cs TIMEFORMAT='%U %S'
-  read -r m0tot m0idle m0irq < <(machine); k0=$(kthread_ticks); c0=$(ticks $SRV_PIDS); t0=$(now)
+  local t0 c0 t1 c1 m0tot m0idle m0irq m1tot m1idle m1irq cu cs kt TIMEFORMAT='%U %S'
+  wait_quiet
+  kthread_snap >"$WORK/kthreads.0"
+  read -r m0tot m0idle m0irq < <(machine); c0=$(ticks $SRV_PIDS); t0=$(now)
   { time "$@" >"$WORK/measure.out" 2>&1; } 2>"$WORK/measure.time"; M_RC=$?
-  t1=$(now); c1=$(ticks $SRV_PIDS); k1=$(kthread_ticks); read -r m1tot m1idle m1irq < <(machine)
+  t1=$(now); c1=$(ticks $SRV_PIDS); read -r m1tot m1idle m1irq < <(machine)
+  kthread_snap >"$WORK/kthreads.1"; kt=$(kthread_delta "$WORK/kthreads.0" "$WORK/kthreads.1")
   M_OUT=$(cat "$WORK/measure.out")
   read -r cu cs <"$WORK/measure.time"
   local pct='function pct(ticks) { return ticks / hz / (t1 - t0) * 100 }'
   M_CPU=$(awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" "$pct"' BEGIN{printf "%.0f", pct('"$c1 - $c0"')}')
   M_CLIENT=$(awk -v t0="$t0" -v t1="$t1" -v u="$cu" -v s="$cs" 'BEGIN{printf "%.0f", (u + s) / (t1 - t0) * 100}')
-  M_KERNEL=$(awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" "$pct"' BEGIN{printf "%.0f", pct('"$m1irq - $m0irq + $k1 - $k0"')}')
+  M_KERNEL=$(awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" "$pct"' BEGIN{printf "%.0f", pct('"$kt"')}')
   M_IDLE=$(awk -v a="$m0tot" -v b="$m1tot" -v i="$m0idle" -v j="$m1idle" 'BEGIN{ if (b>a) printf "%.0f", (j-i)/(b-a)*100; else print 0}')
   M_OTHER=$(awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" "$pct"' BEGIN{o = pct('"($m1tot - $m0tot) - ($m1idle - $m0idle)"') - '"$M_CPU - $M_CLIENT - $M_KERNEL"'; printf "%.0f", o < 0 ? 0 : o}')
 }
 kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$M_OUT" | tail -1; }
+# measure, and when the run was disturbed (other processes used more than 25% of a core) measure
+# again after waiting for a quiet machine — at most twice, within RETRY_BUDGET seconds of
+# discarded runs per invocation of this script. ON_RETRY: a command run before a new attempt.
+RETRY_BUDGET=${BENCH_RETRY_BUDGET:-90}; RETRY_SPENT=0
+measure_retry() {
+  local attempt start
+  for attempt in 1 2 3; do
+    start=$SECONDS
+    measure "$@"
+    (( M_RC != 0 || M_OTHER <= 25 || attempt == 3 || RETRY_SPENT >= RETRY_BUDGET )) && return 0
+    RETRY_SPENT=$((RETRY_SPENT + SECONDS - start))
+    log "disturbed (other processes used ${M_OTHER}% of a core meanwhile): measuring again"
+    [[ -n ${ON_RETRY:-} ]] && $ON_RETRY
+    QUIET_WAIT=60 wait_quiet
+  done
+}
 
 # ---- the hub ----------------------------------------------------------------------------------
 HUB_PORT=$(free_port)
@@ -178,48 +217,55 @@ tus_create() {  # SIZE NAME -> prints the upload path /files/<id>
 TUS_HEADERS=("Tus-Resumable: 1.0.0" "Content-Type: application/offset+octet-stream" "Authorization: Bearer $TOKEN")
 LARGE_ID=""
 
+HUB_UP_ID=""
+hub_upload() {  # CHUNK: a tus upload of the large file (creation untimed by upclient)
+  local path
+  path=$(tus_create "$LARGE" "large-$1.mp4")
+  [[ $path == /files/* ]] || { echo "tus creation failed"; return 1; }
+  HUB_UP_ID=${path#/files/}
+  "$BIN/upclient" $HOST "$HUB_PORT" PATCH "$path" "$SRC/large.mp4" "$1" "${TUS_HEADERS[@]}"
+}
+ingest_cleanup() {  # frees what an ingest run wrote (the first one-PATCH hub upload is kept)
+  if [[ -n $HUB_UP_ID && $HUB_UP_ID != "$LARGE_ID" ]]; then
+    curl -sS -o /dev/null -X DELETE -H "Authorization: Bearer $TOKEN" "$HUB_URL/api/videos/$HUB_UP_ID"
+    rm -f "$DATA/videos/$HUB_UP_ID/original"
+  fi
+  HUB_UP_ID=""
+  rm -f "$SINK_DIR"/* "$DAV/root"/* 2>/dev/null
+  sync  # so that no writeback of this run spills into the next one
+}
 ingest_run() {  # CASE_LABEL TARGET ROUND CHUNK
-  local label=$1 target=$2 round=$3 chunk=$4 path id
+  local label=$1 target=$2 round=$3 chunk=$4
   case $target in
-    hub)
-      path=$(tus_create "$LARGE" "large-$round-$chunk.mp4")
-      [[ $path == /files/* ]] || { log "tus creation failed"; return 1; }
-      id=${path#/files/}
-      SRV_PIDS=$HUB_PID measure "$BIN/upclient" $HOST "$HUB_PORT" PATCH "$path" "$SRC/large.mp4" "$chunk" "${TUS_HEADERS[@]}"
-      ;;
+    hub) SRV_PIDS=$HUB_PID ON_RETRY=ingest_cleanup measure_retry hub_upload "$chunk" ;;
     sink)
-      SRV_PIDS=$SINK_PID measure "$BIN/upclient" $HOST "$SINK_PORT" PUT "/up/r$round-$chunk" "$SRC/large.mp4" "$chunk" ;;
+      SRV_PIDS=$SINK_PID ON_RETRY=ingest_cleanup measure_retry \
+        "$BIN/upclient" $HOST "$SINK_PORT" PUT "/up/r$round-$chunk" "$SRC/large.mp4" "$chunk" ;;
     "loopback only (discard)")
-      SRV_PIDS=$SINK_PID measure "$BIN/upclient" $HOST "$SINK_PORT" PUT "/discard" "$SRC/large.mp4" "$chunk" ;;
+      SRV_PIDS=$SINK_PID ON_RETRY=ingest_cleanup measure_retry \
+        "$BIN/upclient" $HOST "$SINK_PORT" PUT "/discard" "$SRC/large.mp4" "$chunk" ;;
     "nginx WebDAV PUT, no fsync")
-      SRV_PIDS=$(nginx_pids "$DAV_PID") measure "$BIN/upclient" $HOST "$DAV_PORT" PUT "/r$round" "$SRC/large.mp4" "$chunk" ;;
+      SRV_PIDS=$(nginx_pids "$DAV_PID") ON_RETRY=ingest_cleanup measure_retry \
+        "$BIN/upclient" $HOST "$DAV_PORT" PUT "/r$round" "$SRC/large.mp4" "$chunk" ;;
   esac
   if [[ $M_RC -ne 0 ]]; then
     log "ingest $label -> $target failed: $M_OUT"
+    ingest_cleanup
     return 1
   fi
   local bytes secs
   bytes=$(kv bytes); secs=$(kv seconds)
   echo -e "ingest\t$label\t$target\t$round\t$(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.1f", b/s/1e6}')\t$secs\t$M_CPU\t$M_IDLE\t$M_OTHER\t$M_CLIENT\t$M_KERNEL" >>"$RAW"
   log "ingest $label -> $target round $round: $(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.0f MB/s", b/s/1e6}') (CPU: server $M_CPU%, client $M_CLIENT%, kernel $M_KERNEL%, other $M_OTHER%)"
-  # Keep the first one-PATCH hub upload as the 1 GiB file to serve; free the rest. Untimed: sync,
-  # so no writeback of this run spills into the next one.
-  if [[ $target == hub ]]; then
-    if [[ -z $LARGE_ID && $chunk -ge $LARGE ]]; then
-      LARGE_ID=$id
-    else
-      curl -sS -o /dev/null -X DELETE -H "Authorization: Bearer $TOKEN" "$HUB_URL/api/videos/$id"
-      rm -f "$DATA/videos/$id/original"
-    fi
-  fi
-  rm -f "$SINK_DIR"/* "$DAV/root"/* 2>/dev/null
-  sync
+  # The first one-PATCH hub upload becomes the 1 GiB file to serve.
+  [[ $target == hub && -z $LARGE_ID && $chunk -ge $LARGE ]] && LARGE_ID=$HUB_UP_ID
+  ingest_cleanup
 }
 
-log "(b) ingest: ${LARGE_MIB} MiB, $ROUNDS rounds"
+log "(b) ingest: ${LARGE_MIB} MiB, $INGEST_ROUNDS rounds"
 ONE="${LARGE_MIB} MiB, one PATCH"
 MANY="${LARGE_MIB} MiB, $((LARGE_MIB / CHUNK_MIB)) x ${CHUNK_MIB} MiB PATCHes"
-for r in $(seq "$ROUNDS"); do
+for r in $(seq "$INGEST_ROUNDS"); do
   ingest_run "$ONE" sink "$r" "$LARGE"
   ingest_run "$ONE" hub "$r" "$LARGE"
   ingest_run "$MANY" sink "$r" "$CHUNK"
@@ -291,13 +337,14 @@ serve_run() {  # SERVER CASE TOOL ROUND(0 = warm-up) THREADS CONNS PATH_ID SIZE 
   local server=$1 label=$2 tool=$3 round=$4 threads=$5 conns=$6 id=$7 size=$8 rlen=${9:-} port path secs
   if [[ $server == hub ]]; then port=$HUB_PORT; path=/media/$id/original; SRV_PIDS=$HUB_PID
   else port=$NGX_PORT; path=/$id/original; SRV_PIDS=$(nginx_pids "$NGX_PID"); fi
-  secs=$DUR; [[ $round == 0 ]] && secs=1
+  local how=measure_retry; secs=$DUR
+  [[ $round == 0 ]] && { secs=1; how=measure; }
   if [[ $tool == wrk ]]; then
-    BENCH_PATH=$path BENCH_RANGE_LEN=$rlen BENCH_FILE_SIZE=$size measure timeout $((secs + 60)) \
+    BENCH_PATH=$path BENCH_RANGE_LEN=$rlen BENCH_FILE_SIZE=$size $how timeout $((secs + 60)) \
       wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 10s -s "$HERE/lib/wrk.lua" "http://$HOST:$port$path"
     local e1 e2; e1=$(kv errors); e2=$(kv status_errors); M_ERR=$(( ${e1:-0} + ${e2:-0} ))
   else
-    measure timeout $((secs + 60)) "$BIN/getload" $HOST "$port" "$path" "$conns" "$secs" "$size" $rlen
+    $how timeout $((secs + 60)) "$BIN/getload" $HOST "$port" "$path" "$conns" "$secs" "$size" $rlen
     M_ERR=$(kv errors); M_ERR=${M_ERR:-0}
   fi
   [[ $round == 0 ]] && return 0
@@ -358,8 +405,8 @@ LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
   echo "date=$(date -u +'%Y-%m-%d %H:%M UTC')"
   echo "command=bench/run.sh (make bench)"
   echo "machine=$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}'), hub $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]] && echo '+local changes'), load average $LOAD_BEFORE before / $LOAD_AFTER after"
-  echo "params=Rounds: $ROUNDS per contender, alternating hub, nginx; ${DUR} s per load run after a 1 s warm-up each. Files: ${SMALL_KIB} KiB, ${WHOLE_MIB} MiB, ${LARGE_MIB} MiB random bytes on $(df --output=fstype "$WORK" | tail -1) ($(df --output=source "$WORK" | tail -1)), served from the page cache. Client and servers share the same $(nproc) cores."
-  awk -v l="$LOAD_BEFORE" 'BEGIN{ if (l > 1.0) print "warning=the load average was " l " when the run started: other work was running, the figures are unreliable." }'
+  echo "params=Serving: $ROUNDS rounds per contender, alternating hub, nginx, ${DUR} s per load run after a 1 s warm-up each; ingest: $INGEST_ROUNDS rounds, alternating ceiling, hub. Files: ${SMALL_KIB} KiB, ${WHOLE_MIB} MiB, ${LARGE_MIB} MiB random bytes on $(df --output=fstype "$WORK" | tail -1) ($(df --output=source "$WORK" | tail -1)), served from the page cache. Client and servers share the same $(nproc) cores."
+  awk -v l="$LOAD_BEFORE" 'BEGIN{ if (l > 1.5) print "warning=the load average was " l " when the run started: other work was running."}'
 } >"$META"
 mkdir -p "$HERE/results"
 echo
