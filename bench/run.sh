@@ -82,7 +82,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 now() { date +%s.%N; }
 # CPU ticks (utime+stime) of the given PIDs, all threads; nginx: pass master + workers.
 ticks() { local t=0 p v; for p in "$@"; do v=$(awk '{sub(/.*\) /,""); print $12+$13}' /proc/"$p"/stat 2>/dev/null); t=$((t + ${v:-0})); done; echo $t; }
-machine() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $7+$8}' /proc/stat; }  # total idle irq+softirq
+machine() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $7+$8}' /proc/stat; }  # ticks: total, idle+iowait, irq+softirq
 # "pid ticks" of every kernel thread (children of kthreadd: writeback, ksoftirqd, kworkers ...).
 kthread_snap() { cat /proc/[0-9]*/stat 2>/dev/null | awk '{p=$1; s=$0; sub(/.*\) /,"",s); split(s,f," "); if (f[2]==2) print p, f[12]+f[13]}'; }
 # Ticks kernel threads used between two snapshots (threads born meanwhile count in full).
@@ -122,12 +122,12 @@ LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 # M_OTHER (everything else on the machine: more than 25% means something else was running and the
 # round is disturbed), and M_IDLE (machine idle + iowait, % of all cores).
 measure() {
-  local t0 c0 t1 c1 m0tot m0idle m0irq m1tot m1idle m1irq cu cs kt TIMEFORMAT='%U %S'
+  local t0 c0 t1 c1 m0tot m0idle m1tot m1idle cu cs kt TIMEFORMAT='%U %S'
   wait_quiet
   kthread_snap >"$WORK/kthreads.0"
-  read -r m0tot m0idle m0irq < <(machine); c0=$(ticks $SRV_PIDS); t0=$(now)
+  read -r m0tot m0idle _ < <(machine); c0=$(ticks $SRV_PIDS); t0=$(now)
   { time "$@" >"$WORK/measure.out" 2>&1; } 2>"$WORK/measure.time"; M_RC=$?
-  t1=$(now); c1=$(ticks $SRV_PIDS); read -r m1tot m1idle m1irq < <(machine)
+  t1=$(now); c1=$(ticks $SRV_PIDS); read -r m1tot m1idle _ < <(machine)
   kthread_snap >"$WORK/kthreads.1"; kt=$(kthread_delta "$WORK/kthreads.0" "$WORK/kthreads.1")
   M_OUT=$(cat "$WORK/measure.out")
   read -r cu cs <"$WORK/measure.time"

@@ -131,6 +131,8 @@ bool WantsClose(const Headers& headers) {
   return false;
 }
 
+constexpr uint64_t kCorkThreshold = 256 * 1024;
+
 class Connection;
 
 struct ServerState {
@@ -332,6 +334,14 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     if (DisarmDeadline()) co_return Err(errc::write_timeout, "the client stopped reading the response");
     if (ec) co_return Err(errc::connection_closed, "the connection closed: " + ec.message());
     co_return Ok();
+  }
+
+  // TCP_CORK around a large file response: with TCP_NODELAY alone the kernel
+  // sends sendfile data in partial segments (~39 KB against ~62 KB with cork,
+  // measured on loopback); corking fills every segment. Uncorking flushes.
+  void Cork(bool on) {
+    int v = on ? 1 : 0;
+    ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
   }
 
   // Writes every byte of iov[0..count) (which it modifies). `more`: further
@@ -773,6 +783,17 @@ class ConnectionExchange final : public Exchange {
                                           std::span<const FilePart> parts,
                                           std::string_view suffix) {
     std::string_view pending = conn_.head_;
+    // Cork only bodies larger than a few segments: on small files the two
+    // extra calls cost more than fuller segments gain.
+    uint64_t body = 0;
+    for (const FilePart& p : parts) body += p.length;
+    struct Corked {
+      Connection* conn;
+      ~Corked() {
+        if (conn) conn->Cork(false);
+      }
+    } corked{!is_head_ && fd >= 0 && body > kCorkThreshold ? &conn_ : nullptr};
+    if (corked.conn) conn_.Cork(true);
     if (!is_head_) {
       for (size_t i = 0; i < parts.size(); ++i) {
         const FilePart& part = parts[i];
