@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 RUN_PKGS=(build-essential cmake ninja-build pkg-config ccache libboost-dev nlohmann-json3-dev
   libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libssl-dev libsodium-dev
-  libgtest-dev libgmock-dev ffmpeg)
+  libgtest-dev libgmock-dev zlib1g-dev ffmpeg)
 TEST_PKGS=(clang libclang-rt-14-dev nginx wrk curl python3 nodejs npm chromium ffmpeg procps iproute2)
 
 want=("${RUN_PKGS[@]}")
