@@ -200,3 +200,19 @@ class HubTestCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.hub.cleanup()
         shutil.rmtree(cls.data_dir, ignore_errors=True)
+
+
+class TwoHubsTestCase(unittest.TestCase):
+    """Two hub processes, a and b, on one fresh data directory per test class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.data = tempfile.mkdtemp(prefix="hub-shared-")
+        cls.a = Hub(cls.data, "a").start()
+        cls.b = Hub(cls.data, "b").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.cleanup()
+        cls.b.cleanup()
+        shutil.rmtree(cls.data, ignore_errors=True)

@@ -1,12 +1,10 @@
 """Server-sent events: open pages hear of changes on this node and on others."""
 import json
-import shutil
 import socket
-import tempfile
 import time
 import unittest
 
-from hub import Hub, random_bytes
+from hub import TwoHubsTestCase, random_bytes
 
 
 def read_events(port, stop_when, timeout=15):
@@ -37,19 +35,7 @@ def read_events(port, stop_when, timeout=15):
     return events
 
 
-class Events(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.data = tempfile.mkdtemp(prefix="hub-events-")
-        cls.a = Hub(cls.data, "a").start()
-        cls.b = Hub(cls.data, "b").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.a.cleanup()
-        cls.b.cleanup()
-        shutil.rmtree(cls.data, ignore_errors=True)
-
+class Events(TwoHubsTestCase):
     def test_stream_headers(self):
         s = socket.create_connection(("127.0.0.1", self.a.port), timeout=5)
         s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -1,26 +1,12 @@
 """Two hub processes on one data directory: the shared storage is the truth."""
-import shutil
-import tempfile
 import threading
 import time
 import unittest
 
-from hub import Hub, random_bytes
+from hub import TwoHubsTestCase, random_bytes
 
 
-class TwoProcesses(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.data = tempfile.mkdtemp(prefix="hub-shared-")
-        cls.a = Hub(cls.data, "a").start()
-        cls.b = Hub(cls.data, "b").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.a.cleanup()
-        cls.b.cleanup()
-        shutil.rmtree(cls.data, ignore_errors=True)
-
+class TwoProcesses(TwoHubsTestCase):
     def test_second_process_continues_an_upload_the_first_started(self):
         data = random_bytes(5 << 20, seed=40)
         _, h, _ = self.a.tus_create(len(data), {"filename": "shared.mp4", "title": "Shared"})
