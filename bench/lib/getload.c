@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "netutil.h"
+
 #define BUF (1 << 20)
 
 static const char *host, *path;
@@ -33,53 +35,6 @@ static double deadline;
 
 struct result { long long requests, bytes, errors; unsigned seed; };
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int dial(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, host, &a.sin_addr);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-// Value of header `name` in the head [head, end), or NULL.
-static const char *header(const char *head, const char *end, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = head; p < end;) {
-    const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-    if (!eol) break;
-    if ((size_t)(eol - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
-      const char *v = p + n + 1;
-      while (*v == ' ' || *v == '\t') v++;
-      return v;
-    }
-    p = eol + 2;
-  }
-  return NULL;
-}
-
 static uint64_t next_rand(unsigned *s) {  // two rand_r draws: enough bits for offsets < 2^62
   return ((uint64_t)rand_r(s) << 31) ^ (uint64_t)rand_r(s);
 }
@@ -87,7 +42,7 @@ static uint64_t next_rand(unsigned *s) {  // two rand_r draws: enough bits for o
 static void *worker(void *arg) {
   struct result *r = arg;
   char *buf = malloc(BUF);
-  int fd = dial();
+  int fd = dial_tcp(host, port);
   if (fd < 0) {
     perror("getload: connect");
     r->errors++;
@@ -147,7 +102,7 @@ static void *worker(void *arg) {
     }
     if (closing) {
       close(fd);
-      fd = dial();
+      fd = dial_tcp(host, port);
       if (fd < 0) break;
     }
   }

@@ -21,35 +21,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "netutil.h"
+
 #define BUF (1 << 20)
 
 static const char *dir;
-
-static const char *header(const char *head, const char *end, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = head; p < end;) {
-    const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-    if (!eol) break;
-    if ((size_t)(eol - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
-      const char *v = p + n + 1;
-      while (*v == ' ' || *v == '\t') v++;
-      return v;
-    }
-    p = eol + 2;
-  }
-  return NULL;
-}
-
-static int send_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
 
 static int write_all(int fd, const char *p, size_t n, off_t off) {
   while (n > 0) {

@@ -24,50 +24,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "netutil.h"
+
 static const char *host;
 static int port;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int dial(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, host, &a.sin_addr);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+  int fd = dial_tcp(host, port);
+  if (fd < 0) {
     perror("upclient: connect");
     exit(1);
   }
   return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static const char *header(const char *head, const char *end, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = head; p < end;) {
-    const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-    if (!eol) break;
-    if ((size_t)(eol - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
-      const char *v = p + n + 1;
-      while (*v == ' ' || *v == '\t') v++;
-      return v;
-    }
-    p = eol + 2;
-  }
-  return NULL;
 }
 
 // Reads one response (head + Content-Length body). Returns the status, 0 on failure.
