@@ -535,6 +535,52 @@ class DocImpl {
     return out;
   }
 
+  // Edits turning the text of view `v` into the current text (see
+  // Doc::ChangesSince): one walk in document order; a span visible in the view
+  // but deleted now is a delete, one not in the view but visible now an insert.
+  std::vector<Edit> ChangesFrom(const View& v) const {
+    std::vector<Edit> out;
+    Loc l;
+    if (!Start(l)) return out;
+    uint64_t pos = 0;  // code points of the new text before the walk's place
+    Edit cur;
+    bool open = false;
+    auto flush = [&] {
+      if (open) out.push_back(std::move(cur));
+      cur = Edit{};
+      open = false;
+    };
+    auto begin = [&] {
+      if (!open) {
+        cur.position = static_cast<int64_t>(pos);
+        open = true;
+      }
+    };
+    Walk(v, l, [&](const Span& s) {
+      const Run& r = s.loc.run();
+      bool now = r.del == 0;
+      if (s.visible && now) {
+        flush();
+        pos += s.n;
+      } else if (s.visible) {
+        begin();
+        cur.delete_count += s.n;
+      } else if (now) {
+        begin();
+        size_t b0 = s.loc.off, b1 = s.loc.off + s.n;
+        if (r.bytes != r.len) {
+          b0 = Utf8Offset(content_.data() + r.off, r.bytes, s.loc.off);
+          b1 = b0 + Utf8Offset(content_.data() + r.off + b0, r.bytes - b0, s.n);
+        }
+        cur.insert.append(content_, r.off + b0, b1 - b0);
+        pos += s.n;
+      }
+      return true;
+    });
+    flush();
+    return out;
+  }
+
   // ---- local edits ----
 
   struct Request {
@@ -963,6 +1009,28 @@ Result<std::string> Doc::TextAt(const Version& v) const {
 Result<Version> Doc::Apply(const Version& base, std::span<const Edit> edits) {
   HUB_TRY(impl_->Apply(&base, edits));
   return version();
+}
+
+Result<Version> Doc::Apply(const Version& base, std::span<const Edit> edits, std::string_view agent) {
+  if (agent.empty() || agent.size() > kMaxAgentBytes) {
+    return Fail(errc::bad_agent, "an agent name has 1 to 64 bytes");
+  }
+  auto& d = *impl_;
+  uint32_t saved = d.local_;
+  d.local_ = d.Intern(std::string(agent));
+  auto r = d.Apply(&base, edits);
+  d.local_ = saved;
+  HUB_TRY(r);
+  return version();
+}
+
+Result<std::vector<Edit>> Doc::ChangesSince(const Version& since) const {
+  auto vv = impl_->ToVector(since);
+  if (!vv) return vv.error();
+  if (*vv == impl_->Seen()) return std::vector<Edit>{};
+  HUB_TRY(impl_->CheckClosed(*vv));
+  detail::View view = impl_->MakeView(*vv);
+  return impl_->ChangesFrom(view);
 }
 Result<void> Doc::Apply(std::span<const Edit> edits) { return impl_->Apply(nullptr, edits); }
 

@@ -116,9 +116,18 @@ class Doc {
   // All edits are validated first: on any error the document is unchanged.
   // Returns the new version (which includes `base`).
   Result<Version> Apply(const Version& base, std::span<const Edit> edits);
+  // Same, written as `agent` instead of this replica's agent (one writer per
+  // agent still holds: e.g. one agent per editing session). bad_agent when
+  // empty or too long.
+  Result<Version> Apply(const Version& base, std::span<const Edit> edits, std::string_view agent);
   // Same, relative to the current text (the fast path: call version() if
   // the new version is needed).
   Result<void> Apply(std::span<const Edit> edits);
+
+  // Edits (splice semantics, code points, in order) that turn the text at
+  // `since` into the current text: what a viewer at `since` must apply to
+  // catch up. Minimal per run of items; unknown_version / bad_version.
+  Result<std::vector<Edit>> ChangesSince(const Version& since) const;
 
   // Operations not in `since`, in causal order, for another replica.
   std::string EncodeOps(const Version& since) const;

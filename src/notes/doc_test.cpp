@@ -47,6 +47,15 @@ std::string Utf8(std::u32string_view s) {
   return o;
 }
 
+// Applies splice edits (code points) to a UTF-8 text.
+std::string Splice(const std::string& text, const std::vector<Edit>& edits) {
+  std::u32string t = U32(text);
+  for (const Edit& e : edits) {
+    t.replace(static_cast<size_t>(e.position), static_cast<size_t>(e.delete_count), U32(e.insert));
+  }
+  return Utf8(t);
+}
+
 // Sends everything `from` has that `to` lacks.
 void Sync(const Doc& from, Doc& to) { ASSERT_TRUE(to.ApplyRemote(from.EncodeOps(to.version())).ok()); }
 
@@ -262,8 +271,14 @@ TEST(Properties, RandomConcurrentSessionsConverge) {
         Msg m = net[i];
         if (rng() % 5) net.erase(net.begin() + static_cast<std::ptrdiff_t>(i));
         Doc& to = docs[static_cast<size_t>(m.to)];
+        auto& to_hist = seen[static_cast<size_t>(m.to)];
         ASSERT_TRUE(to.ApplyRemote(m.bytes).ok());
-        seen[static_cast<size_t>(m.to)].push_back(to.version());
+        to_hist.push_back(to.version());
+        // A viewer at any earlier state catches up with ChangesSince.
+        const Version& since = to_hist[rng() % to_hist.size()];
+        auto changes = to.ChangesSince(since);
+        ASSERT_TRUE(changes.ok()) << changes.error().message;
+        ASSERT_EQ(Splice(*to.TextAt(since), *changes), to.Text()) << "seed " << seed << " step " << step;
       } else {
         // Anti-entropy from a random peer, computed against a stale version.
         int from = static_cast<int>(rng() % static_cast<uint32_t>(n));
@@ -294,6 +309,49 @@ TEST(Properties, RandomConcurrentSessionsConverge) {
     ASSERT_TRUE(loaded.ok());
     EXPECT_EQ(loaded->Text(), docs[0].Text());
   }
+}
+
+TEST(Doc, ChangesSinceAreMinimalAndOrdered) {
+  Doc d(DocOptions{.agent = "a"});
+  ASSERT_TRUE(d.Apply(E(0, 0, "hello big world")).ok());
+  Version v1 = d.version();
+  ASSERT_TRUE(d.Apply(std::vector<Edit>{{6, 4, ""}, {0, 0, "¡"}, {12, 0, "!"}}).ok());
+  EXPECT_EQ(d.Text(), "¡hello world!");
+  auto c = d.ChangesSince(v1);
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->size(), 3u);
+  EXPECT_EQ((*c)[0].position, 0);
+  EXPECT_EQ((*c)[0].insert, "¡");
+  EXPECT_EQ((*c)[1].position, 7);
+  EXPECT_EQ((*c)[1].delete_count, 4);
+  EXPECT_EQ((*c)[2].position, 12);
+  EXPECT_EQ(Splice("hello big world", *c), d.Text());
+  EXPECT_TRUE(d.ChangesSince(d.version())->empty());
+  Version unknown;
+  unknown.Set("zz", 3);
+  EXPECT_EQ(d.ChangesSince(unknown).error().code, make_error_code(errc::unknown_version));
+}
+
+TEST(Doc, ApplyAsAnotherAgentGivesThatWriterItsOwnView) {
+  Doc d(DocOptions{.agent = "node"});
+  ASSERT_TRUE(d.Apply(E(0, 0, "abc")).ok());
+  Version base = d.version();
+  auto v = d.Apply(base, E(3, 0, "X"), "node~s1");
+  ASSERT_TRUE(v.ok());
+  ASSERT_TRUE(d.Apply(E(0, 0, "1")).ok());  // someone else, as the node
+  // The session's view: its base plus its own edits, without the node's later edit.
+  Version mine = base;
+  mine.Set("node~s1", v->Count("node~s1"));
+  EXPECT_EQ(*d.TextAt(mine), "abcX");
+  auto v2 = d.Apply(mine, E(4, 0, "Y"), "node~s1");
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(d.Text(), "1abcXY");
+  EXPECT_EQ(d.Apply(mine, E(0, 0, "Z"), "").error().code, make_error_code(errc::bad_agent));
+  EXPECT_EQ(d.Text(), "1abcXY");
+  // The other agent's operations travel like any other.
+  Doc other(DocOptions{.agent = "elsewhere"});
+  ASSERT_TRUE(other.ApplyRemote(d.EncodeOps(Version{})).ok());
+  EXPECT_EQ(other.Text(), "1abcXY");
 }
 
 // ---- bad input ----
