@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "api/common.h"
 #include "http/multipart.h"
 #include "core/ids.h"
 #include "http/file_response.h"
@@ -25,42 +26,15 @@ namespace asio = boost::asio;
 using json = nlohmann::json;
 using http::Exchange;
 using http::Response;
+using detail::IsValidUtf8;
+using detail::Json;
+using detail::NoContent;
+using detail::OffThread;
+using detail::TruncateUtf8;
 
 namespace {
 
 constexpr size_t kBodyBuffer = 1 << 20;  // one read from the socket, one write to storage
-
-Response Json(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.headers.emplace_back("Content-Type", "application/json");
-  r.headers.emplace_back("Cache-Control", "no-store");
-  r.body = body.dump();
-  return r;
-}
-
-Response NoContent(http::Headers headers = {}) {
-  Response r;
-  r.status = 204;
-  r.headers = std::move(headers);
-  return r;
-}
-
-// The body of OffThread: a plain coroutine (not a lambda) so that `f` lives
-// in the coroutine frame as a parameter; GCC 12 mis-destroys the captures
-// of lambda coroutines.
-template <class R, class F>
-asio::awaitable<std::optional<R>> CallOnce(F f) {
-  co_return std::optional<R>(f());
-}
-
-// Runs blocking storage work on the pool and resumes on the caller's executor.
-template <class F>
-asio::awaitable<std::invoke_result_t<F&>> OffThread(asio::thread_pool& pool, F f) {
-  using R = std::invoke_result_t<F&>;
-  auto out = co_await asio::co_spawn(pool.get_executor(), CallOnce<R>(std::move(f)), asio::use_awaitable);
-  co_return std::move(*out);
-}
 
 int StatusFor(const std::error_code& code) {
   using upload::errc;
@@ -112,20 +86,6 @@ Response ErrorResponse(const Error& e) {
   return http::JsonError(status, CodeName(status), e.message);
 }
 
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += n;
-  }
-  return true;
-}
-
 std::string StemOf(std::string_view filename) {
   size_t slash = filename.find_last_of("/\\");
   if (slash != std::string_view::npos) filename.remove_prefix(slash + 1);
@@ -138,15 +98,6 @@ std::string BaseName(std::string_view filename) {
   size_t slash = filename.find_last_of("/\\");
   if (slash != std::string_view::npos) filename.remove_prefix(slash + 1);
   return std::string(filename.substr(0, 255));
-}
-
-// At most `max` bytes, never splitting a UTF-8 sequence.
-std::string TruncateUtf8(std::string s, size_t max) {
-  if (s.size() <= max) return s;
-  size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  s.resize(cut);
-  return s;
 }
 
 // Title for a new video: given, else the file name without extension.
@@ -227,6 +178,8 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add("GET", "/", bind(&Api::Page));
     r.Add("GET", "/upload", bind(&Api::Page));
     r.Add("GET", "/watch/{id}", bind(&Api::Page));
+    r.Add("GET", "/notes", bind(&Api::Page));
+    r.Add("GET", "/notes/{id}", bind(&Api::Page));
     r.Add("GET", "/signin", bind(&Api::SignInPage));
     r.Add("GET", "/static/{path...}", bind(&Api::Static));
     r.Add("HEAD", "/static/{path...}", bind(&Api::Static));

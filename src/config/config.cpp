@@ -125,6 +125,7 @@ constexpr Key kKeys[] = {
     {.name = "COMMUNITY_NOTEPAD_ENABLED", .kind = Kind::kBool, .field = &Config::community_notepad_enabled},
     {.name = "NOTEPAD_AUTO_SYNC", .kind = Kind::kBool, .field = &Config::notepad_auto_sync},
     {.name = "NOTEPAD_MAX_SIZE_MB", .kind = Kind::kUint, .field = &Config::notepad_max_size_mb, .min = 1, .max = 1024},
+    {.name = "NOTEPAD_RESTORE_DAYS", .kind = Kind::kUint, .field = &Config::notepad_restore_days, .min = 1, .max = 3650},
 };
 // clang-format on
 

@@ -60,10 +60,11 @@ struct Config {
   std::string p2p_seeds;                    // P2P_SEEDS host:port,...
   std::string p2p_cluster_key;              // P2P_CLUSTER_KEY base64 of 32 bytes
   std::string p2p_keyring_file;             // P2P_KEYRING_FILE
-  // notepad (validated now, used later)
+  // notepad
   bool community_notepad_enabled = true;    // COMMUNITY_NOTEPAD_ENABLED
   bool notepad_auto_sync = true;            // NOTEPAD_AUTO_SYNC
   uint32_t notepad_max_size_mb = 100;       // NOTEPAD_MAX_SIZE_MB, 1..1024
+  uint32_t notepad_restore_days = 30;       // NOTEPAD_RESTORE_DAYS: deleted notes restorable, 1..3650
 };
 
 // Where a value came from, for `stream-hub config`.
