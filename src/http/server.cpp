@@ -26,7 +26,9 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <unordered_set>
@@ -34,6 +36,7 @@
 #include "core/clock.h"
 #include "http/detail/chunked.h"
 #include "http/detail/request_head.h"
+#include "http/websocket.h"
 
 namespace hub::http {
 namespace {
@@ -124,6 +127,12 @@ void AppendNumber(std::string& out, uint64_t v, int base = 10) {
   out.append(digits, r.ptr);
 }
 
+std::string_view TrimBlanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 bool WantsClose(const Headers& headers) {
   for (const auto& [k, v] : headers) {
     if (IEquals(k, "connection") && IContains(v, "close")) return true;
@@ -186,6 +195,7 @@ struct ReadOutcome {
 };
 
 class ConnectionExchange;
+class WsSession;
 
 // One accepted socket. Lives in a coroutine (Run) on its own strand; every
 // member is touched on that strand only, except executor() and the
@@ -212,14 +222,13 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   const asio::any_io_executor& executor() const { return executor_; }
 
-  // From Stop(), on the strand.
-  void CloseIfIdle() {
-    if (idle_) CloseSocket();
-  }
+  // From Stop(), on the strand. A WebSocket is asked to close (1001).
+  void CloseIfIdle();
   void ForceClose() { CloseSocket(); }
 
  private:
   friend class ConnectionExchange;
+  friend class WsSession;
 
   asio::awaitable<void> Serve();
   asio::awaitable<HeadStatus> ReadHead(bool first, std::string_view* head);
@@ -530,10 +539,503 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   detail::RequestHead request_;  // reused across requests
   const bool reject_;
   bool registered_ = true;  // in server_->connections (AcceptLoop inserts it)
+  std::shared_ptr<WsSession> ws_;  // after an upgrade, until Finish
   bool idle_ = false;     // waiting for a request with nothing received
   bool closing_ = false;  // the socket is (being) closed
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };
+
+// --- WebSocket ---------------------------------------------------------------
+
+constexpr SteadyClock::time_point kNever = SteadyClock::time_point::max();
+// Frames per gather write (two iovecs each, under IOV_MAX).
+constexpr size_t kMaxBatchFrames = 256;
+static_assert(2 * kMaxBatchFrames <= IOV_MAX);
+
+// The WebSocket of an upgraded connection. Read(), the writer, the watchdog,
+// End() and Detach() run on the connection's strand and own the strand
+// state; Post, Close, closed and close_code may run on any thread and meet
+// the strand through mu_ (the send queue) and atomics.
+//
+// Lifetime: the connection holds the session (ws_) until Finish; the session
+// points back at the connection (conn_) until Detach. The writer coroutine
+// holds both, so a write in flight never outlives its socket.
+class WsSession final : public WebSocket, public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(Connection& conn, WebSocketOptions options)
+      : conn_(&conn),
+        io_(std::make_unique<Io>(conn.executor_)),
+        options_(std::move(options)),
+        parser_(options_.max_message_bytes) {}
+
+  asio::awaitable<Result<Message>> Read() override;
+  bool Post(std::string text) override { return Send(ws::Opcode::text, std::move(text)); }
+  bool PostBinary(std::string data) override { return Send(ws::Opcode::binary, std::move(data)); }
+  void Close(uint16_t code, std::string reason) override {
+    QueueLock lock(*this);
+    CloseLocked(code, reason);
+  }
+  uint16_t close_code() const override { return close_code_.load(); }
+  bool closed() const override { return closed_.load(); }
+
+  // On the strand, after the handler returned: closes (1000, or 1011 if it
+  // threw) after what is queued, waits for the writer and the client's close
+  // frame (bounded by write_timeout and close_timeout), closes the socket.
+  asio::awaitable<void> End(bool handler_threw);
+  // On the strand, from Connection::Finish: forget the connection and drop
+  // every I/O object, so that the session may outlive the io_context.
+  void Detach() {
+    std::lock_guard lock(mu_);
+    detached_ = true;
+    StopSendingLocked(ws::kCloseAbnormal);
+    conn_ = nullptr;
+    io_.reset();  // a pending watchdog wait completes with operation_aborted
+  }
+  // Why the session ended abnormally ("" if it did not), for the RequestRecord.
+  const std::string& failure() const { return failure_; }
+
+ private:
+  struct Frame {
+    char head[14];
+    size_t head_size = 0;
+    std::string payload;  // a close frame is encoded whole here (head_size 0)
+    bool close = false;
+  };
+
+  bool Send(ws::Opcode op, std::string data);
+  static asio::awaitable<void> RunWriter(std::shared_ptr<WsSession> self) {
+    co_await self->Drain();
+  }
+  asio::awaitable<void> Drain();
+  asio::awaitable<Result<void>> WriteAll(std::vector<iovec>& iov);
+  asio::awaitable<Result<Message>> ReadMessage();
+  std::optional<Result<Message>> OnEvent(ws::Event& event);
+
+  // --- the queue (any thread, under mu_) ---
+  // Holds mu_ for anything that may queue a frame; on release, starts the
+  // writer if one is needed (outside the lock: the writer takes mu_ too).
+  class QueueLock {
+   public:
+    explicit QueueLock(WsSession& session) : session_(session), lock_(session.mu_) {}
+    ~QueueLock() {
+      // start_writer_ is only set before Detach, so io_ is there.
+      std::optional<asio::any_io_executor> executor;
+      if (std::exchange(session_.start_writer_, false)) executor = session_.io_->executor;
+      lock_.unlock();
+      if (executor) {
+        asio::co_spawn(*executor, RunWriter(session_.shared_from_this()), asio::detached);
+      }
+    }
+    QueueLock(const QueueLock&) = delete;
+    QueueLock& operator=(const QueueLock&) = delete;
+
+   private:
+    WsSession& session_;
+    std::unique_lock<std::mutex> lock_;
+  };
+  void QueueLocked(Frame frame) {
+    queued_bytes_ += frame.head_size + frame.payload.size();
+    queue_.push_back(std::move(frame));
+    if (!writer_running_ && !detached_) writer_running_ = start_writer_ = true;
+  }
+  void QueueDataLocked(ws::Opcode op, std::string payload) {
+    Frame frame;
+    frame.head_size = ws::EncodeHeader(op, payload.size(), true, false, 0, frame.head);
+    frame.payload = std::move(payload);
+    QueueLocked(std::move(frame));
+  }
+  // Queues a control frame (pong, ping) unless closing; the queue limit holds.
+  void SendControl(ws::Opcode op, std::string payload) {
+    QueueLock lock(*this);
+    if (close_queued_) return;
+    if (queued_bytes_ + payload.size() + 2 > options_.max_queued_bytes) return OverflowLocked();
+    QueueDataLocked(op, std::move(payload));
+  }
+  void CloseLocked(uint16_t code, std::string_view reason) {
+    if (close_queued_) return;
+    close_queued_ = true;
+    closed_.store(true);
+    SetCloseCode(code);
+    Frame frame;
+    frame.payload = ws::EncodeClose(code, reason);
+    frame.close = true;
+    QueueLocked(std::move(frame));
+  }
+  // The peer reads too slowly: drop what is queued, close with 1008, and
+  // give the close frame close_timeout (not write_timeout) to go out.
+  void OverflowLocked() {
+    DropQueueLocked();
+    CloseLocked(ws::kClosePolicy, "too slow");
+    asio::post(io_->executor, [self = shared_from_this()] {  // not detached: not closing before
+      if (self->conn_ == nullptr) return;
+      if (self->failure_.empty()) {
+        self->failure_ = "websocket: the client reads too slowly (max_queued_bytes reached)";
+      }
+      self->ArmCloseDeadline();
+    });
+  }
+  // Nothing more goes out (the connection is lost or being dropped).
+  void StopSendingLocked(uint16_t code) {
+    close_queued_ = true;
+    closed_.store(true);
+    SetCloseCode(code);
+    DropQueueLocked();
+  }
+  void DropQueueLocked() {
+    for (const Frame& f : queue_) queued_bytes_ -= f.head_size + f.payload.size();
+    queue_.clear();
+  }
+  bool CloseQueued() {
+    std::lock_guard lock(mu_);
+    return close_queued_;
+  }
+  void SetCloseCode(uint16_t code) {
+    uint16_t none = 0;
+    close_code_.compare_exchange_strong(none, code);
+  }
+
+  // --- deadlines (strand): one timer, re-armed lazily like Connection's ---
+  SteadyClock::time_point NextDeadline() const {
+    SteadyClock::time_point next = std::min(write_deadline_, close_deadline_);
+    if (reading_ && options_.idle_timeout.count() > 0) {
+      auto idle = ping_sent_ ? options_.idle_timeout : options_.idle_timeout / 2;
+      next = std::min(next, read_since_ + idle);
+    }
+    return next;
+  }
+  void ArmWatchdog() {
+    SteadyClock::time_point next = NextDeadline();
+    if (next == kNever || io_ == nullptr) return;
+    if (watch_waiting_ && io_->watchdog.expiry() <= next) return;  // it re-checks when it fires
+    io_->watchdog.expires_at(next);
+    watch_waiting_ = true;
+    uint64_t id = ++watch_id_;
+    io_->watchdog.async_wait(
+        [self = shared_from_this(), id](const AsioError& ec) { self->OnWatchdog(ec, id); });
+  }
+  void ArmCloseDeadline() {
+    close_deadline_ = SteadyClock::now() + options_.close_timeout;
+    ArmWatchdog();
+  }
+  void OnWatchdog(const AsioError& ec, uint64_t id) {
+    if (id != watch_id_) return;
+    watch_waiting_ = false;
+    if (ec || conn_ == nullptr || abort_) return;
+    const SteadyClock::time_point now = SteadyClock::now();
+    if (write_deadline_ <= now) {
+      return Abort(errc::write_timeout,
+                   "websocket: the client accepted no bytes for write_timeout");
+    }
+    if (close_deadline_ <= now) {
+      return Abort(errc::connection_closed,
+                   "websocket: the client did not complete the close in time");
+    }
+    if (reading_ && options_.idle_timeout.count() > 0) {
+      if (ping_sent_ && read_since_ + options_.idle_timeout <= now) {
+        return Abort(errc::body_timeout, "websocket: no frame from the client for idle_timeout");
+      }
+      if (!ping_sent_ && read_since_ + options_.idle_timeout / 2 <= now) {
+        ping_sent_ = true;  // a live client answers with a pong, which is activity
+        SendControl(ws::Opcode::ping, {});
+      }
+    }
+    ArmWatchdog();
+  }
+  // Drops the connection: pending reads and writes fail; Read returns `code`.
+  void Abort(errc code, std::string message) {
+    if (abort_ || conn_ == nullptr) return;
+    if (failure_.empty()) failure_ = message;
+    abort_ = Err(code, std::move(message));
+    {
+      std::lock_guard lock(mu_);
+      StopSendingLocked(ws::kCloseAbnormal);
+    }
+    conn_->CloseSocket();
+  }
+
+  // --- strand state ---
+  Connection* conn_;  // null after Detach
+  // The I/O objects, released by Detach (an executor or timer must not outlive its io_context).
+  struct Io {
+    explicit Io(asio::any_io_executor ex)
+        : executor(std::move(ex)), watchdog(executor), wake(executor, kNever) {}
+    asio::any_io_executor executor;
+    asio::steady_timer watchdog;
+    asio::steady_timer wake;  // End waits on it; the writer and Read cancel it when they stop
+  };
+  void Wake() {
+    if (io_) io_->wake.cancel();
+  }
+  std::unique_ptr<Io> io_;  // guarded by mu_ for writes; null after Detach
+  const WebSocketOptions options_;
+  ws::Parser parser_;
+  uint64_t watch_id_ = 0;
+  bool watch_waiting_ = false;
+  SteadyClock::time_point write_deadline_ = kNever;  // while the writer waits for the socket
+  SteadyClock::time_point close_deadline_ = kNever;  // once our close frame is out
+  SteadyClock::time_point read_since_{};             // last bytes received, or the start of Read()
+  bool reading_ = false, ping_sent_ = false;
+  bool peer_closed_ = false;         // its close frame arrived
+  bool peer_gone_ = false;           // its end of the connection (EOF, reset) arrived
+  std::optional<Error> abort_;       // set when the session dropped the connection
+  std::optional<Error> read_error_;  // what Read() returns from now on
+  std::string failure_;
+
+  // --- shared state ---
+  std::mutex mu_;
+  std::deque<Frame> queue_;      // guarded by mu_; frames not yet taken by the writer
+  size_t queued_bytes_ = 0;      // guarded by mu_; queue_ + the batch being written
+  bool writer_running_ = false;  // guarded by mu_
+  bool start_writer_ = false;    // guarded by mu_; QueueLock starts it on release
+  bool close_queued_ = false;    // guarded by mu_; nothing is queued after a close frame
+  bool detached_ = false;        // guarded by mu_
+  std::atomic<bool> closed_{false};
+  std::atomic<uint16_t> close_code_{0};
+};
+
+bool WsSession::Send(ws::Opcode op, std::string data) {
+  QueueLock lock(*this);
+  if (close_queued_) return false;
+  if (queued_bytes_ + data.size() + 10 > options_.max_queued_bytes) {
+    OverflowLocked();
+    return false;
+  }
+  QueueDataLocked(op, std::move(data));
+  return true;
+}
+
+// The writer: drains the queue with gather writes until it is empty. At most
+// one runs (writer_running_); it runs on the strand beside Read().
+asio::awaitable<void> WsSession::Drain() {
+  // Keeps the connection (its socket) alive while a write is in flight, even
+  // if the connection ends meanwhile (then conn_ is null and we stop).
+  std::shared_ptr<Connection> keep;
+  if (conn_ != nullptr) keep = conn_->shared_from_this();
+  std::vector<Frame> batch;
+  std::vector<iovec> iov;
+  for (;;) {
+    size_t batch_bytes = 0;
+    bool has_close = false, more = false;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty() || conn_ == nullptr || abort_) {
+        DropQueueLocked();
+        writer_running_ = false;
+        break;
+      }
+      while (!queue_.empty() && batch.size() < kMaxBatchFrames) {
+        Frame& f = queue_.front();
+        batch_bytes += f.head_size + f.payload.size();
+        has_close = has_close || f.close;
+        batch.push_back(std::move(f));
+        queue_.pop_front();
+      }
+      more = !queue_.empty();
+    }
+    iov.clear();
+    for (Frame& f : batch) {
+      iov.push_back({f.head, f.head_size});
+      iov.push_back({f.payload.data(), f.payload.size()});
+    }
+    Result<void> w = co_await WriteAll(iov);
+    batch.clear();
+    {
+      std::lock_guard lock(mu_);
+      queued_bytes_ -= batch_bytes;
+    }
+    if (!w) {
+      Abort(errc::connection_closed, "websocket: " + w.error().message);
+      continue;  // the next round sees abort_ and stops
+    }
+    if (has_close && !peer_closed_) ArmCloseDeadline();  // now wait for the client's close
+    // Let Read() and the other connections of this thread run between batches.
+    if (more) {
+      asio::any_io_executor executor = co_await asio::this_coro::executor;
+      co_await asio::post(executor, asio::use_awaitable);
+    }
+  }
+  Wake();
+}
+
+asio::awaitable<Result<void>> WsSession::WriteAll(std::vector<iovec>& iov) {
+  size_t i = 0;
+  for (;;) {
+    while (i < iov.size() && iov[i].iov_len == 0) ++i;
+    if (i == iov.size()) co_return Ok();
+    if (abort_) co_return *abort_;
+    if (conn_ == nullptr || conn_->closing_) {
+      co_return Err(errc::connection_closed, "the connection closed");
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data() + i;
+    msg.msg_iovlen = iov.size() - i;
+    ssize_t n = ::sendmsg(conn_->socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    if (n > 0) {
+      conn_->bytes_out_ += static_cast<uint64_t>(n);
+      size_t left = static_cast<size_t>(n);
+      while (left > 0) {
+        size_t take = std::min(left, iov[i].iov_len);
+        iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + take;
+        iov[i].iov_len -= take;
+        left -= take;
+        if (iov[i].iov_len == 0) ++i;
+      }
+      continue;
+    }
+    int e = n < 0 ? errno : EAGAIN;
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) {
+      co_return Err(errc::connection_closed, "sending failed: " + ErrnoText(e));
+    }
+    write_deadline_ = SteadyClock::now() + conn_->server_->options.write_timeout;
+    ArmWatchdog();
+    AsioError ec;
+    co_await conn_->socket_.async_wait(tcp::socket::wait_write,
+                                       asio::redirect_error(asio::use_awaitable, ec));
+    write_deadline_ = kNever;
+    if (abort_) co_return *abort_;
+    if (conn_ == nullptr || ec) co_return Err(errc::connection_closed, "the connection closed");
+  }
+}
+
+asio::awaitable<Result<WebSocket::Message>> WsSession::Read() {
+  if (read_error_) co_return *read_error_;
+  if (conn_ == nullptr || peer_gone_) {
+    co_return Err(errc::connection_closed, "the WebSocket has ended");
+  }
+  if (reading_) co_return Misuse("WebSocket::Read is already in progress");
+  reading_ = true;
+  read_since_ = SteadyClock::now();
+  ping_sent_ = false;
+  ArmWatchdog();
+  Result<Message> r = co_await ReadMessage();
+  reading_ = false;
+  if (!r) read_error_ = r.error();
+  Wake();
+  co_return r;
+}
+
+asio::awaitable<Result<WebSocket::Message>> WsSession::ReadMessage() {
+  // conn_ stays set during a read: Detach runs after the connection's coroutine.
+  Connection& c = *conn_;
+  for (;;) {
+    while (c.rd_ < c.wr_) {
+      size_t used = 0;
+      ws::Event event = parser_.Parse(c.BufferedView(), &used);
+      c.rd_ += used;
+      c.bytes_in_ += used;
+      if (event.kind == ws::Event::Kind::kNeedMore) break;
+      if (std::optional<Result<Message>> done = OnEvent(event)) co_return std::move(*done);
+    }
+    c.rd_ = c.wr_ = 0;  // the parser holds what it needs
+    if (abort_) co_return *abort_;
+    AsioError ec;
+    size_t n = co_await c.socket_.async_read_some(asio::buffer(c.buf_.get(), c.cap_),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+    if (abort_) co_return *abort_;
+    if (ec || n == 0) {
+      // Never read again: after EOF Asio may wait for an edge that never comes.
+      peer_gone_ = true;
+      {
+        std::lock_guard lock(mu_);
+        StopSendingLocked(ws::kCloseAbnormal);
+      }
+      co_return Err(errc::connection_closed,
+                    "the WebSocket connection ended without a close frame from the client");
+    }
+    c.wr_ = n;
+    read_since_ = SteadyClock::now();
+    ping_sent_ = false;
+  }
+}
+
+std::optional<Result<WebSocket::Message>> WsSession::OnEvent(ws::Event& event) {
+  using Kind = ws::Event::Kind;
+  switch (event.kind) {
+    case Kind::kNeedMore:
+    case Kind::kPong:
+      return std::nullopt;
+    case Kind::kMessage: {
+      if (CloseQueued()) return std::nullopt;  // we are closing: data is dropped
+      Message m;
+      m.text = event.text;
+      m.data = std::move(event.data);
+      return Result<Message>(std::move(m));
+    }
+    case Kind::kPing:
+      SendControl(ws::Opcode::pong, std::move(event.data));
+      return std::nullopt;
+    case Kind::kClose: {
+      peer_closed_ = true;
+      close_deadline_ = kNever;
+      {
+        QueueLock lock(*this);
+        CloseLocked(event.code, {});  // the echo, unless we closed first
+        SetCloseCode(event.code);
+      }
+      std::string what = "the client closed the WebSocket (" + std::to_string(event.code);
+      if (!event.data.empty()) what += ": " + event.data;
+      return Result<Message>(Err(errc::connection_closed, what + ")"));
+    }
+    case Kind::kError: {
+      if (failure_.empty()) failure_ = "websocket: " + event.error;
+      Close(event.code, event.error);
+      errc code = event.code == ws::kCloseTooBig ? errc::body_too_large : errc::bad_body;
+      return Result<Message>(Err(code, "the client broke the WebSocket protocol: " + event.error));
+    }
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<void> WsSession::End(bool handler_threw) {
+  if (conn_ == nullptr) co_return;
+  if (handler_threw) {
+    if (failure_.empty()) failure_ = "websocket: the handler threw";
+    Close(ws::kCloseInternalError, "internal error");
+  } else {
+    Close(ws::kCloseNormal, {});
+  }
+  // What is queued and the close frame go out (the writer is bounded by
+  // write_timeout); a Read() left running elsewhere is not waited for.
+  AsioError ec;
+  for (;;) {
+    bool writing;
+    {
+      std::lock_guard lock(mu_);
+      writing = writer_running_;
+    }
+    if (!writing) break;
+    co_await io_->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  Connection& c = *conn_;
+  if (!abort_ && !c.closing_ && !peer_closed_ && !peer_gone_ && !reading_) {
+    // The close handshake: wait for the client's close frame (data is
+    // dropped) or its end, within close_timeout, so that closing does not
+    // reset the connection under our close frame.
+    if (close_deadline_ == kNever) ArmCloseDeadline();
+    if (parser_.failed()) {
+      // We must not parse further: half-close and drop input until EOF.
+      c.socket_.shutdown(tcp::socket::shutdown_send, ec);
+      for (;;) {
+        size_t n = co_await c.socket_.async_read_some(
+            asio::buffer(c.buf_.get(), c.cap_), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || n == 0 || abort_) break;
+      }
+    } else {
+      (void)co_await ReadMessage();
+    }
+  }
+  io_->watchdog.cancel();
+  if (!c.closing_) c.CloseSocket();
+}
+
+void Connection::CloseIfIdle() {
+  if (idle_) {
+    CloseSocket();
+  } else if (ws_) {
+    ws_->Close(ws::kCloseGoingAway, "server shutting down");
+  }
+}
 
 class ConnectionExchange final : public Exchange {
  public:
@@ -714,6 +1216,55 @@ class ConnectionExchange final : public Exchange {
     co_return Ok();
   }
 
+  asio::awaitable<Result<std::shared_ptr<WebSocket>>> AcceptWebSocket(
+      WebSocketOptions options) override {
+    if (started_) co_return Misuse("a response was already sent");
+    const Request& req = head_.request;
+    std::optional<ws::HandshakeError> refused = ws::CheckHandshake(req, head_.version);
+    if (!refused && conn_.server_->stopping.load()) {
+      refused.emplace();
+      refused->status = 503;
+      refused->code = "shutting_down";
+      refused->message = "The server is shutting down; reconnect in a moment.";
+    }
+    if (refused) {
+      Response r = JsonError(refused->status, refused->code, refused->message);
+      if (refused->status == 426) r.headers.emplace_back("Sec-WebSocket-Version", "13");
+      if (refused->status == 503) r.headers.emplace_back("Retry-After", "1");
+      close_after_ = true;  // the client may have sent frames after its head
+      SetError("websocket handshake refused: " + refused->message);
+      (void)co_await Send(std::move(r));
+      co_return MakeError(std::make_error_code(std::errc::protocol_error),
+                          "not a WebSocket handshake: " + refused->message);
+    }
+    std::string& h = conn_.head_;
+    h.clear();
+    h += "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    h += "Sec-WebSocket-Accept: ";
+    h += ws::AcceptKey(TrimBlanks(*req.header("sec-websocket-key")));
+    h += "\r\n";
+    if (std::string_view protocol = ws::SelectProtocol(req, options.protocol); !protocol.empty()) {
+      h += "Sec-WebSocket-Protocol: ";
+      h += protocol;
+      h += "\r\n";
+    }
+    h += "Date: ";
+    h += HttpDateNow();
+    h += "\r\nServer: stream-hub\r\n\r\n";
+    started_ = finished_ = true;
+    status_ = 101;
+    close_after_ = true;  // the connection ends with the WebSocket
+    auto w = co_await conn_.Write(conn_.head_, {}, false);
+    if (!w) co_return Broken(w.error());
+    auto session = std::make_shared<WsSession>(conn_, std::move(options));
+    conn_.ws_ = session;
+    websocket_ = session;
+    // Stop() may have asked this connection to close while the 101 went out.
+    if (conn_.server_->stopping.load()) session->Close(ws::kCloseGoingAway, "server shutting down");
+    std::shared_ptr<WebSocket> result = session;
+    co_return result;
+  }
+
   void CloseAfterResponse() override { close_after_ = true; }
   bool stopping() const override { return conn_.server_->stopping.load(); }
 
@@ -728,6 +1279,7 @@ class ConnectionExchange final : public Exchange {
   }
   const std::string& error() const { return error_; }
   bool body_done() const { return body_done_; }
+  const std::shared_ptr<WsSession>& websocket() const { return websocket_; }
 
   // Reads and drops what the handler left of the body, if that is cheap.
   asio::awaitable<void> DrainBody() {
@@ -832,6 +1384,7 @@ class ConnectionExchange final : public Exchange {
   bool close_after_ = false, head_said_close_ = false, keep_alive_ = true;
   int status_ = 0;
   std::string error_;
+  std::shared_ptr<WsSession> websocket_;  // after a successful upgrade
 };
 
 template <class F>
@@ -1002,6 +1555,10 @@ asio::awaitable<bool> Connection::Handle(ConnectionExchange& ex, SteadyClock::ti
       (void)co_await ex.EndStream();
     }
     if (threw && !ex.finished()) ex.MarkBroken();  // the response is cut short: close
+    if (std::shared_ptr<WsSession> ws = ex.websocket()) {
+      co_await ws->End(threw);
+      if (!ws->failure().empty()) ex.SetError(ws->failure());
+    }
   }
   co_await ex.DrainBody();
   Observe(req.method_, req.route_, req.path_, ex.status(), start, ex.error());
@@ -1038,6 +1595,10 @@ asio::awaitable<void> Connection::LingeringClose() {
 void Connection::Finish() {
   timer_.cancel();  // releases the pending wait's reference to us
   CloseSocket();
+  if (ws_) {
+    ws_->Detach();
+    ws_.reset();
+  }
   Unregister();
 }
 
@@ -1071,6 +1632,11 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<ServerState> s) {
 }
 
 }  // namespace
+
+asio::awaitable<Result<std::shared_ptr<WebSocket>>> Exchange::AcceptWebSocket(WebSocketOptions) {
+  co_return MakeError(std::make_error_code(std::errc::operation_not_supported),
+                      "this Exchange cannot upgrade to a WebSocket");
+}
 
 asio::awaitable<Result<void>> Exchange::SendFileParts(int status, Headers headers, int fd,
                                                       ReadAt read_at,

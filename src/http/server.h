@@ -97,6 +97,9 @@ struct FilePart {
   uint64_t length = 0;
 };
 
+class WebSocket;          // http/websocket.h
+struct WebSocketOptions;  // http/websocket.h
+
 // One request and its response on a connection. Valid only during the handler.
 class Exchange {
  public:
@@ -136,6 +139,15 @@ class Exchange {
   virtual asio::awaitable<Result<void>> BeginStream(int status, Headers headers) = 0;
   virtual asio::awaitable<Result<void>> WriteStream(std::string_view piece) = 0;
   virtual asio::awaitable<Result<void>> EndStream() = 0;
+  // WebSocket upgrade (RFC 6455; include http/websocket.h). Checks the
+  // handshake (ws::CheckHandshake); on failure answers 400/426/503 JSON itself
+  // and returns an error (std::errc::protocol_error). On success sends 101
+  // and returns the WebSocket, which owns the connection from then on: the
+  // handler loops on Read() and returns when it is done; returning ends the
+  // WebSocket (close 1000 if not closed yet, 1011 if the handler threw) and
+  // the connection. The default (for test doubles) returns an error.
+  virtual asio::awaitable<Result<std::shared_ptr<WebSocket>>> AcceptWebSocket(
+      WebSocketOptions options);
   // After the response, close the connection instead of keeping it alive.
   virtual void CloseAfterResponse() = 0;
   // True once the server is shutting down (long streams should end).
