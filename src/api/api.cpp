@@ -216,7 +216,8 @@ class Api : public std::enable_shared_from_this<Api> {
 
   // ---- session ----
   asio::awaitable<void> GetSession(Exchange& ex) {
-    json body = {{"signed_in", s_.access.Authenticate(ex.request()).authenticated}};
+    json body = {{"signed_in", s_.access.Authenticate(ex.request()).authenticated},
+                 {"features", {{"notepad", o_.notepad_enabled}}}};
     co_await ex.Send(Json(200, body));
   }
 

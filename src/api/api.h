@@ -68,6 +68,7 @@ struct ApiOptions {
   std::string version;
   size_t max_json_bytes = 64 * 1024;
   size_t max_sse_clients = 1000;
+  bool notepad_enabled = true;  // reported by GET /api/session so the UI can hide the notepad
 };
 
 struct Services {

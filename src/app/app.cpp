@@ -20,12 +20,14 @@
 #include <thread>
 
 #include "api/api.h"
+#include "api/notes_api.h"
 #include "catalog/video.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "events/bus.h"
 #include "http/server.h"
+#include "notes/notepad.h"
 #include "storage/store.h"
 #include "upload/upload.h"
 
@@ -92,6 +94,9 @@ struct App::Impl {
   std::unique_ptr<asio::thread_pool> blocking;
   std::unique_ptr<http::Server> server;
   std::shared_ptr<api::Api> api;
+  std::unique_ptr<storage::Store> notes_store;
+  std::unique_ptr<notes::Notepad> notepad;  // null when COMMUNITY_NOTEPAD_ENABLED=false
+  std::shared_ptr<api::NotesApi> notes_api;
   std::vector<std::thread> io_threads;
   asio::signal_set signals;
   std::thread background;
@@ -241,7 +246,7 @@ void App::Impl::Sweep() {
 void App::Impl::BackgroundLoop() {
   using namespace std::chrono;
   auto next_probe = steady_clock::now(), next_rescan = steady_clock::now() + seconds(2),
-       next_sweep = steady_clock::now() + seconds(5);
+       next_sweep = steady_clock::now() + seconds(5), next_notes = steady_clock::now() + seconds(1);
   std::unique_lock lock(mu);
   while (!stop_requested) {
     auto now = steady_clock::now();
@@ -256,10 +261,19 @@ void App::Impl::BackgroundLoop() {
     }
     if (now >= next_sweep) {
       Sweep();
+      if (notepad) {
+        if (size_t n = notepad->Sweep()) spdlog::info("notepad: removed {} notes deleted long ago", n);
+      }
       next_sweep = now + seconds(60);
     }
+    if (notepad && now >= next_notes) {
+      // Other processes' notepad logs: a stat per log, reads only what grew.
+      notepad->Poll();
+      next_notes = now + seconds(1);
+    }
     lock.lock();
-    cv.wait_until(lock, std::min({next_probe, next_rescan, next_sweep}), [&] { return stop_requested; });
+    cv.wait_until(lock, std::min({next_probe, next_rescan, next_sweep, next_notes}),
+                  [&] { return stop_requested; });
   }
 }
 
@@ -306,7 +320,30 @@ Result<void> App::Start() {
   api::ApiOptions ao;
   ao.node_id = m.node_id;
   ao.version = "0.1.0";
+  ao.notepad_enabled = m.cfg.community_notepad_enabled;
   m.api = api::AddRoutes(router, *m.services, ao);
+
+  if (m.cfg.community_notepad_enabled) {
+    try {
+      m.notes_store = storage::OpenLocalStore(m.cfg.notepad_storage_path);
+    } catch (const std::exception& e) {
+      return StartError(std::string("NOTEPAD_STORAGE_PATH: ") + e.what());
+    }
+    notes::NotepadOptions no;
+    no.node = m.node_id;
+    no.max_size_bytes = uint64_t{m.cfg.notepad_max_size_mb} << 20;
+    no.restore_window_ms = int64_t{m.cfg.notepad_restore_days} * 24 * 3600 * 1000;
+    m.notepad = std::make_unique<notes::Notepad>(*m.notes_store, m.clock, no);
+    if (auto r = m.notepad->Open(); !r) return StartError("cannot read the notepad: " + r.error().message);
+    spdlog::info("notepad: {} notes in {}", m.notepad->stats().notes, m.cfg.notepad_storage_path);
+  }
+  api::NotesOptions nopt;
+  nopt.enabled = m.cfg.community_notepad_enabled;
+  nopt.auto_sync = m.cfg.notepad_auto_sync;
+  nopt.node_id = m.node_id;
+  nopt.max_note_bytes = uint64_t{m.cfg.notepad_max_size_mb} << 20;
+  m.notes_api = api::AddNoteRoutes(
+      router, api::NotesServices{m.notepad.get(), *m.access, m.metrics, m.clock, *m.blocking}, nopt);
 
   http::ServerOptions so;
   so.bind = m.cfg.http_bind;
@@ -379,6 +416,7 @@ void App::Impl::Shutdown() {
     stopped = true;
   }
   if (api) api::EndStreams(*api);
+  if (notes_api) api::EndNoteSessions(*notes_api);
   if (server && !io_threads.empty()) {
     auto done = asio::co_spawn(io, server->Stop(), asio::use_future);
     done.wait();
