@@ -5,13 +5,15 @@
 # start-up blocked by policy-rc.d.
 #   scripts/install-deps.sh          build + run
 #   scripts/install-deps.sh --test   also what the tests and benchmarks use
+# Both run `npm ci` in web/editor: the notepad's editor (CodeMirror 6) is
+# bundled from npm packages by esbuild at build time (web/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN_PKGS=(build-essential cmake ninja-build pkg-config ccache libboost-dev nlohmann-json3-dev
   libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libssl-dev libsodium-dev
-  libgtest-dev libgmock-dev zlib1g-dev ffmpeg)
-TEST_PKGS=(clang libclang-rt-14-dev nginx wrk curl python3 nodejs npm chromium ffmpeg procps iproute2)
+  libgtest-dev libgmock-dev zlib1g-dev ffmpeg nodejs npm)
+TEST_PKGS=(clang libclang-rt-14-dev nginx wrk curl python3 chromium ffmpeg procps iproute2)
 
 want=("${RUN_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
@@ -35,6 +37,24 @@ if ((${#missing[@]})); then
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm packages of web/editor, exactly as its package-lock.json says; skipped
+# when node_modules already holds those versions.
+lock_matches() { # dir: node_modules has every non-optional package of the lock, at its version
+  (cd "$1" && [[ -d node_modules ]] && node -e '
+    const fs = require("fs");
+    const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
+    for (const [p, v] of Object.entries(lock.packages || {})) {
+      if (!p) continue;
+      let got = null;
+      try { got = JSON.parse(fs.readFileSync(p + "/package.json", "utf8")).version; } catch {}
+      if (got !== v.version && !(v.optional && got === null)) process.exit(1);
+    }' 2>/dev/null)
+}
+if ! lock_matches web/editor; then
+  echo "install-deps: npm ci in web/editor"
+  (cd web/editor && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [[ "${1:-}" == "--test" ]]; then

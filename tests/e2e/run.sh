@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The browser test against a real stream-hub: starts the given executable on a
 # free loopback port with its own directories, makes the test clips with
-# ffmpeg, runs ui.test.mjs (node --test), and stops the hub by its PID.
+# ffmpeg, runs ui.test.mjs and notes.test.mjs (node --test, one after the
+# other, against this one hub), and stops the hub by its PID.
 #   tests/e2e/run.sh [path/to/stream-hub]      (default: build/stream-hub)
 # KEEP=1 keeps the hub's directory (logs, data) for a look afterwards.
 set -euo pipefail
@@ -50,4 +51,4 @@ clip "$HOME_DIR/clip-large.mp4" 36 -preset ultrafast -qp 0   # ~75 MB: several 3
 cd "$HERE"
 [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --loglevel=error
 HUB_URL="http://127.0.0.1:$PORT" HUB_TOKEN="$TOKEN" HUB_CLIP="$HOME_DIR/clip.mp4" HUB_CLIP_LARGE="$HOME_DIR/clip-large.mp4" \
-  node --test --test-concurrency=1 ui.test.mjs
+  node --test --test-concurrency=1 ui.test.mjs notes.test.mjs

@@ -1,14 +1,17 @@
 // Entry point: header (session), routing between the pages, in-page links.
 
-import { session } from './api.js';
+import { api, session } from './api.js';
 import { h, refreshTimes } from './util.js';
 import { navigate } from './nav.js';
 import * as library from './pages/library.js';
 import * as upload from './pages/upload.js';
 import * as watch from './pages/watch.js';
 import * as signin from './pages/signin.js';
+import * as notes from './pages/notes.js';
+import * as note from './pages/note.js';
 
-const ROUTES = [[/^\/$/, library, 'library'], [/^\/upload\/?$/, upload, 'upload'], [/^\/watch\/([^/]+)\/?$/, watch], [/^\/signin\/?$/, signin]];
+const ROUTES = [[/^\/$/, library, 'library'], [/^\/upload\/?$/, upload, 'upload'], [/^\/watch\/([^/]+)\/?$/, watch], [/^\/signin\/?$/, signin],
+  [/^\/notes\/?$/, notes, 'notes'], [/^\/notes\/([^/]+)\/?$/, note, 'notes']];
 const main = document.getElementById('main');
 const slot = document.getElementById('session');
 let cleanup = null;
@@ -70,5 +73,7 @@ session.subscribe((signedIn) => {
   slot.replaceChildren(h('span.who', h('span.dot'), h('span.who-text', 'Signed in')), out);
 });
 session.refresh();
+// The "Notes" link stays hidden when the server has the notepad turned off.
+api('/api/session').then((s) => notes.setNotepadEnabled(s?.features?.notepad !== false), () => {});
 setInterval(() => refreshTimes(main), 30_000);
 render();
