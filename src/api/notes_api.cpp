@@ -14,6 +14,7 @@
 #include "api/common.h"
 #include "core/ids.h"
 #include "http/websocket.h"
+#include "notes/edits_json.h"
 
 namespace hub::api {
 
@@ -29,7 +30,6 @@ using http::Response;
 
 namespace {
 
-constexpr size_t kMaxEditsPerRequest = 100'000;
 constexpr size_t kMaxAuthorBytes = 64;
 constexpr int kMaxBadMessages = 20;
 constexpr int kMaxThrottledMessages = 2'000;  // in a row: a client that keeps flooding is closed
@@ -83,39 +83,6 @@ json NoteJson(const notes::NoteInfo& n, const std::string* text) {
   if (n.deleted) j["deleted_at"] = FormatRfc3339(n.deleted_ms * 1'000'000);
   if (text) j["text"] = *text;
   return j;
-}
-
-json EditsJson(const std::vector<notes::Edit>& edits) {
-  json a = json::array();
-  for (const auto& e : edits) a.push_back(json::array({e.position, e.delete_count, e.insert}));
-  return a;
-}
-
-// [[position, delete_count, "text"], ...] -> edits; a sentence when malformed.
-Result<std::vector<notes::Edit>> ParseEdits(const json& j) {
-  auto bad = [](std::string m) { return MakeError(std::make_error_code(std::errc::invalid_argument), std::move(m)); };
-  if (!j.is_array()) return bad("`edits` must be an array of [position, delete_count, \"text\"]");
-  if (j.size() > kMaxEditsPerRequest) {
-    return bad("at most " + std::to_string(kMaxEditsPerRequest) + " edits per request");
-  }
-  std::vector<notes::Edit> out;
-  out.reserve(j.size());
-  for (size_t i = 0; i < j.size(); ++i) {
-    const json& e = j[i];
-    std::string at = "edit " + std::to_string(i) + ": ";
-    if (!e.is_array() || e.size() != 3 || !e[2].is_string()) {
-      return bad(at + "must be [position, delete_count, \"text\"]");
-    }
-    if (!e[0].is_number_integer() || !e[1].is_number_integer()) {
-      return bad(at + "position and delete_count must be integers");
-    }
-    if ((e[0].is_number_unsigned() && e[0].get<uint64_t>() > INT64_MAX) ||
-        (e[1].is_number_unsigned() && e[1].get<uint64_t>() > INT64_MAX)) {
-      return bad(at + "position or delete_count is out of range");
-    }
-    out.push_back(notes::Edit{e[0].get<int64_t>(), e[1].get<int64_t>(), e[2].get<std::string>()});
-  }
-  return out;
 }
 
 std::string AuthorOf(const json& body, const Principal& p) {
@@ -376,7 +343,7 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       co_await ex.Send(ErrorResponse(base.error()));
       co_return;
     }
-    auto edits = ParseEdits((*body)["edits"]);
+    auto edits = notes::ParseEditsJson((*body)["edits"]);
     if (!edits) {
       co_await ex.Send(http::JsonError(400, "bad_edit", edits.error().message));
       co_return;
@@ -422,7 +389,7 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       co_await ex.Send(ErrorResponse(c.error()));
       co_return;
     }
-    json body = {{"version", current.Encode()}, {"edits", EditsJson(*c)}};
+    json body = {{"version", current.Encode()}, {"edits", notes::EditsToJson(*c)}};
     co_await ex.Send(Json(200, body));
   }
 
@@ -649,7 +616,7 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
     }
     // Edits made offline on top of `since`: merged first, then the whole text.
     if (since && msg.contains("pending") && !msg["pending"].is_null()) {
-      auto edits = ParseEdits(msg["pending"]);
+      auto edits = notes::ParseEditsJson(msg["pending"]);
       if (!edits) {
         PostError(*s, "bad_edit", edits.error().message);
       } else if (!edits->empty() && !s->can_edit) {
@@ -693,7 +660,7 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       }
       if (c) {
         version = current.Encode();
-        init["edits"] = EditsJson(*c);
+        init["edits"] = notes::EditsToJson(*c);
         init["since"] = since->Encode();
         done = true;
       }
@@ -741,7 +708,7 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       PostError(*s, "bad_version", base.error().message, id);
       co_return;
     }
-    auto edits = ParseEdits(msg["edits"]);
+    auto edits = notes::ParseEditsJson(msg["edits"]);
     if (!edits) {
       PostError(*s, "bad_edit", edits.error().message, id);
       co_return;
@@ -840,7 +807,7 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
     for (auto& p : it->second) {
       if (o_.auto_sync) {
         if (update.empty()) {
-          update = json{{"t", "update"}, {"from", from}, {"version", to}, {"edits", EditsJson(c.edits)},
+          update = json{{"t", "update"}, {"from", from}, {"version", to}, {"edits", notes::EditsToJson(c.edits)},
                         {"by", c.origin}, {"name", name}}
                        .dump(-1, ' ', false, json::error_handler_t::replace);
         }
