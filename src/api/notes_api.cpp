@@ -15,6 +15,7 @@
 #include "core/ids.h"
 #include "http/websocket.h"
 #include "notes/edits_json.h"
+#include "notes/log.h"
 
 namespace hub::api {
 
@@ -59,6 +60,7 @@ std::pair<int, std::string> StatusOf(const std::error_code& code) {
       case notes::notepad_errc::stale: return {409, "stale"};
       case notes::notepad_errc::deleted: return {409, "deleted"};
       case notes::notepad_errc::gone: return {410, "gone"};
+      case notes::notepad_errc::bad_uid: return {400, "bad_uid"};
     }
   }
   if (code == storage::errc::no_space) return {507, "no_space"};
@@ -348,27 +350,51 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       co_await ex.Send(http::JsonError(400, "bad_edit", edits.error().message));
       co_return;
     }
+    auto uid = UidOf(*body);
+    if (!uid) {
+      co_await ex.Send(ErrorResponse(uid.error()));
+      co_return;
+    }
     std::string author = AuthorOf(*body, s_.access.Authenticate(ex.request()));
     body.reset();
-    auto out = co_await ApplyWithPoll(*id, std::move(*base), std::move(*edits), author);
+    auto out = co_await ApplyWithPoll(*id, std::move(*base), std::move(*edits), author, std::move(*uid));
     if (!out) {
       co_await ex.Send(ErrorResponse(out.error()));
       co_return;
     }
-    ++edits_;
     json j = {{"version", out->version.Encode()}, {"size", out->size}, {"length", out->length}};
+    if (out->duplicate) {
+      j["duplicate"] = true;
+    } else {
+      ++edits_;
+    }
     co_await ex.Send(Json(200, j));
+  }
+
+  // The optional idempotency key `uid` of an edit request ("" when absent).
+  static Result<std::string> UidOf(const json& msg) {
+    if (!msg.contains("uid") || msg["uid"].is_null()) return std::string();
+    if (msg["uid"].is_string()) {
+      std::string uid = msg["uid"].get<std::string>();
+      if (notes::IsValidUid(uid)) return uid;
+    }
+    return MakeError(make_error_code(notes::notepad_errc::bad_uid),
+                     "`uid` must be a string of 1 to 64 printable ASCII characters without spaces.");
   }
 
   // ApplyEdits off the network thread; a base this node has not seen yet
   // (another node's edits still unread) triggers a poll of the note and one retry.
+  // `poll_first`: read the other nodes' logs before (a retry whose uid another
+  // node may have applied).
   asio::awaitable<Result<notes::EditOutcome>> ApplyWithPoll(std::string id, notes::Version base,
-                                                           std::vector<notes::Edit> edits, std::string author) {
-    auto work = [this, id, base, edits = std::move(edits), author]() {
-      auto r = s_.notepad->ApplyEdits(id, base, edits, author);
+                                                           std::vector<notes::Edit> edits, std::string author,
+                                                           std::string uid = {}, bool poll_first = false) {
+    auto work = [this, id, base, edits = std::move(edits), author, uid, poll_first]() {
+      if (poll_first) s_.notepad->PollNote(id);
+      auto r = s_.notepad->ApplyEdits(id, base, edits, author, false, {}, {}, uid);
       if (!r && r.code() == notes::errc::unknown_version) {
         s_.notepad->PollNote(id);
-        r = s_.notepad->ApplyEdits(id, base, edits, author);
+        r = s_.notepad->ApplyEdits(id, base, edits, author, false, {}, {}, uid);
       }
       return r;
     };
@@ -614,8 +640,20 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       std::lock_guard lock(mu_);
       rooms_[note].push_back(s);
     }
+    // The push that was in flight when the previous connection dropped: applied
+    // with its uid (a no-op if it was applied, here or on another instance),
+    // then the whole text. `pending` is not taken with it: the client pushes
+    // its later edits after init.
+    bool inflight = msg.contains("inflight") && !msg["inflight"].is_null();
+    if (inflight) {
+      co_await HelloInflight(note, s, msg["inflight"]);
+      since.reset();
+      if (msg.contains("pending") && !msg["pending"].is_null()) {
+        PostError(*s, "bad_message", "`pending` is not taken with `inflight`; push those edits after `init`.");
+      }
+    }
     // Edits made offline on top of `since`: merged first, then the whole text.
-    if (since && msg.contains("pending") && !msg["pending"].is_null()) {
+    if (!inflight && since && msg.contains("pending") && !msg["pending"].is_null()) {
       auto edits = notes::ParseEditsJson(msg["pending"]);
       if (!edits) {
         PostError(*s, "bad_edit", edits.error().message);
@@ -633,6 +671,42 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       since.reset();
     }
     co_await Init(note, s, since ? &*since : nullptr);
+  }
+
+  asio::awaitable<void> HelloInflight(const std::string& note, std::shared_ptr<Session> s, const json& f) {
+    if (!f.is_object() || !f.contains("base") || !f["base"].is_string() || !f.contains("edits")) {
+      PostError(*s, "bad_message", "`inflight` must be {\"uid\", \"base\", \"edits\"}.");
+      co_return;
+    }
+    auto uid = UidOf(f);
+    if (!uid || uid->empty()) {
+      PostError(*s, "bad_uid", "`inflight.uid` must be the uid of the push: 1 to 64 printable ASCII characters.");
+      co_return;
+    }
+    auto base = notes::Version::Decode(f["base"].get<std::string>());
+    if (!base) {
+      PostError(*s, "bad_version", base.error().message);
+      co_return;
+    }
+    auto edits = notes::ParseEditsJson(f["edits"]);
+    if (!edits) {
+      PostError(*s, "bad_edit", edits.error().message);
+      co_return;
+    }
+    if (edits->empty()) co_return;
+    if (!s->can_edit) {
+      PostError(*s, "unauthorized", "Sign in to edit; your last edit was not saved.");
+      co_return;
+    }
+    // Poll first: the push may have been applied by another instance.
+    auto out = co_await ApplyWithPoll(note, std::move(*base), std::move(*edits), s->name, std::move(*uid),
+                                      /*poll_first=*/true);
+    if (!out) {
+      auto [status, code] = StatusOf(out.code());
+      PostError(*s, code, "Your last edit could not be merged: " + out.error().message);
+    } else if (!out->duplicate) {
+      ++edits_;
+    }
   }
 
   // Sends the state (the whole text, or the edits since `since`), then the
@@ -713,10 +787,15 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       PostError(*s, "bad_edit", edits.error().message, id);
       co_return;
     }
+    auto uid = UidOf(msg);
+    if (!uid) {
+      PostError(*s, "bad_uid", uid.error().message, id);
+      co_return;
+    }
     bool live = o_.auto_sync;
-    auto work = [this, note, base = *base, edits = std::move(*edits), s, live]() {
+    auto work = [this, note, base = *base, edits = std::move(*edits), s, live, key = std::move(*uid)]() {
       return s_.notepad->ApplyEdits(note, base, edits, s->name, /*require_current=*/live,
-                                    live ? std::string_view{} : std::string_view(s->agent), s->id);
+                                    live ? std::string_view{} : std::string_view(s->agent), s->id, key);
     };
     auto out = co_await OffThread(s_.blocking, std::move(work));
     if (!out) {
@@ -726,6 +805,12 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
         auto [status, code] = StatusOf(out.code());
         PostError(*s, code, out.error().message, id);
       }
+      co_return;
+    }
+    if (out->duplicate) {
+      // Applied before (an earlier connection): nothing changed, no update
+      // follows. The client's view cannot be named: it loads the text again.
+      PostError(*s, "duplicate", "This push was applied before; load the note again (`sync`).", id);
       co_return;
     }
     ++edits_;

@@ -250,6 +250,15 @@ bool IsKnownRecordType(RecordType t) {
   return t >= RecordType::kCreate && t <= RecordType::kRestore;
 }
 
+bool IsValidUid(std::string_view uid) {
+  if (uid.empty() || uid.size() > kMaxUidBytes) return false;
+  for (char ch : uid) {
+    auto u = static_cast<uint8_t>(ch);
+    if (u <= 0x20 || u >= 0x7F) return false;
+  }
+  return true;
+}
+
 std::string EncodeRecord(const LogRecord& r) {
   std::string out;
   out.push_back(static_cast<char>(r.type));
@@ -266,6 +275,10 @@ std::string EncodeRecord(const LogRecord& r) {
       PutStr(out, r.version);
       PutVarint(out, r.size);
       PutStr(out, r.ops);
+      if (!r.uid.empty()) {
+        PutStr(out, r.uid);
+        PutVarint(out, r.length);
+      }
       break;
     case RecordType::kDelete:
     case RecordType::kRestore:
@@ -294,6 +307,11 @@ Result<LogRecord> DecodeRecord(std::string_view payload) {
       r.version = c.Str(c.left());  // grows with the agents: bounded by the record
       r.size = c.Varint();
       r.ops = c.Str(c.left());
+      if (c.ok() && !c.done()) {  // newer records: the idempotency key
+        r.uid = c.Str(kMaxUidBytes);
+        r.length = c.Varint();
+        if (c.ok() && !IsValidUid(r.uid)) return BadEncoding("malformed uid in an ops record");
+      }
       break;
     case RecordType::kDelete:
     case RecordType::kRestore:
@@ -352,7 +370,7 @@ bool ApplyToMeta(NoteMeta& meta, const LogRecord& r, std::string_view node) {
 
 std::string EncodeSnapshot(const std::vector<std::pair<std::string, uint64_t>>& covered,
                            const NoteMeta& meta, const std::vector<Revision>& revisions,
-                           std::string_view doc) {
+                           std::string_view doc, const std::vector<UidOutcome>& uids) {
   std::string out(kSnapshotMagic);
   PutVarint(out, kSnapshotFormat);
   PutVarint(out, covered.size());
@@ -377,6 +395,15 @@ std::string EncodeSnapshot(const std::vector<std::pair<std::string, uint64_t>>& 
     PutStr(out, r.version);
   }
   PutStr(out, doc);
+  if (!uids.empty()) {
+    PutVarint(out, uids.size());
+    for (const UidOutcome& u : uids) {
+      PutStr(out, u.uid);
+      PutStr(out, u.version);
+      PutVarint(out, u.size);
+      PutVarint(out, u.length);
+    }
+  }
   PutU32(out, Crc32c(out));
   return out;
 }
@@ -443,6 +470,19 @@ Result<SnapshotData> DecodeSnapshot(std::string_view bytes) {
     if (c.ok()) s.revisions.push_back(std::move(r));
   }
   s.doc = c.Str(c.left());
+  if (c.ok() && !c.done()) {  // recent idempotency keys (newer snapshots)
+    // An entry takes at least 4 bytes: never reserve from the count.
+    uint64_t k = c.Bounded(c.left() / 4);
+    for (uint64_t i = 0; i < k && c.ok(); ++i) {
+      UidOutcome u;
+      u.uid = c.Str(kMaxUidBytes);
+      u.version = c.Str(c.left());
+      u.size = c.Varint();
+      u.length = c.Varint();
+      if (c.ok() && !IsValidUid(u.uid)) return BadEncoding("malformed uid in a snapshot");
+      if (c.ok()) s.uids.push_back(std::move(u));
+    }
+  }
   if (!c.ok() || !c.done()) return BadEncoding("malformed snapshot");
   return s;
 }

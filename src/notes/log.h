@@ -77,6 +77,8 @@ inline uint64_t MaxRecordBytes(uint64_t max_size_bytes) {
 //   1 create  : str title, zvarint at_ms, str author
 //   2 ops     : zvarint at_ms, str author, str version token after, varint size after,
 //               str ops (Doc::EncodeOps of just this change)
+//               [, str uid (1..kMaxUidBytes), varint length after] — only for edits
+//               given an idempotency key; older records end after ops
 //   3 title   : str title, zvarint at_ms, str author
 //   4 delete  : zvarint at_ms, str author
 //   5 restore : zvarint at_ms, str author
@@ -85,6 +87,10 @@ inline uint64_t MaxRecordBytes(uint64_t max_size_bytes) {
 enum class RecordType : uint8_t { kCreate = 1, kOps = 2, kTitle = 3, kDelete = 4, kRestore = 5 };
 
 inline constexpr size_t kMaxAuthorBytes = 64;
+inline constexpr size_t kMaxUidBytes = 64;
+
+// An edit's idempotency key: 1..kMaxUidBytes printable ASCII, no space.
+bool IsValidUid(std::string_view uid);
 
 struct LogRecord {
   RecordType type = RecordType::kOps;
@@ -94,6 +100,15 @@ struct LogRecord {
   std::string version;  // ops
   uint64_t size = 0;    // ops
   std::string ops;      // ops
+  std::string uid;      // ops: idempotency key ("" = none)
+  uint64_t length = 0;  // ops with a uid: code points after
+};
+
+// What an edit with an idempotency key produced (kept to answer retries).
+struct UidOutcome {
+  std::string uid;
+  std::string version;  // token after
+  uint64_t size = 0, length = 0;
 };
 
 std::string EncodeRecord(const LogRecord& r);
@@ -139,6 +154,8 @@ bool ApplyToMeta(NoteMeta& meta, const LogRecord& r, std::string_view node);
 //         (stamp = byte set, zvarint at_ms, str node)
 // | varint n, n × revision (zvarint at_ms, str author, str node, varint size, str version)
 // | str doc (Doc::Save)
+// | [varint n, n × (str uid, str version, varint size, varint length)] — recent
+//   idempotency keys, oldest first (absent in older snapshots)
 // | u32 LE crc32c of everything before
 
 inline constexpr std::string_view kSnapshotMagic{"HNP1", 4};
@@ -148,11 +165,12 @@ struct SnapshotData {
   NoteMeta meta;
   std::vector<Revision> revisions;
   std::string_view doc;  // into the decoded input
+  std::vector<UidOutcome> uids;
 };
 
 std::string EncodeSnapshot(const std::vector<std::pair<std::string, uint64_t>>& covered,
                            const NoteMeta& meta, const std::vector<Revision>& revisions,
-                           std::string_view doc);
+                           std::string_view doc, const std::vector<UidOutcome>& uids = {});
 // Checks the checksum, then decodes; errc::bad_encoding when malformed.
 Result<SnapshotData> DecodeSnapshot(std::string_view bytes);
 // Decodes only the coverage from a prefix of a snapshot (to choose one

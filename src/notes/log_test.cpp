@@ -236,6 +236,49 @@ TEST(Log, ChunkedReadingWithNeedMatchesWholeReading) {
   }
 }
 
+TEST(Record, OpsUidIsATrailingOptionalField) {
+  LogRecord r = Ops(5, "ann", "OPS");
+  r.version = "v";
+  r.size = 3;
+  std::string old = EncodeRecord(r);  // no uid: the older format
+  r.uid = "7f0c-uid";
+  r.length = 2;
+  std::string with = EncodeRecord(r);
+  EXPECT_EQ(with.substr(0, old.size()), old);
+  auto d = DecodeRecord(with);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->uid, "7f0c-uid");
+  EXPECT_EQ(d->length, 2u);
+  EXPECT_EQ(d->ops, "OPS");
+  auto o = DecodeRecord(old);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->uid, "");
+  // Truncated inside the uid, or a bad one: malformed.
+  EXPECT_FALSE(DecodeRecord(with.substr(0, with.size() - 2)).ok());
+  r.uid = "bad uid";
+  EXPECT_FALSE(DecodeRecord(EncodeRecord(r)).ok());
+  EXPECT_TRUE(IsValidUid(std::string(64, 'a')));
+  EXPECT_FALSE(IsValidUid(std::string(65, 'a')));
+  EXPECT_FALSE(IsValidUid(""));
+}
+
+TEST(Snapshot, UidsRoundTripAndOlderSnapshotsHaveNone) {
+  NoteMeta m;
+  std::vector<UidOutcome> uids{{"u1", "v1", 1, 2}, {"u2", "v2", 3, 4}};
+  std::string with = EncodeSnapshot({{"a", 10}}, m, {}, "DOC", uids);
+  auto d = DecodeSnapshot(with);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  ASSERT_EQ(d->uids.size(), 2u);
+  EXPECT_EQ(d->uids[1].uid, "u2");
+  EXPECT_EQ(d->uids[1].version, "v2");
+  EXPECT_EQ(d->uids[1].size, 3u);
+  EXPECT_EQ(d->uids[1].length, 4u);
+  EXPECT_EQ(d->doc, "DOC");
+  auto old = DecodeSnapshot(EncodeSnapshot({{"a", 10}}, m, {}, "DOC"));
+  ASSERT_TRUE(old.ok());
+  EXPECT_TRUE(old->uids.empty());
+}
+
 TEST(Record, MalformedPayloads) {
   for (const LogRecord& r : SampleRecords()) {
     std::string p = EncodeRecord(r);

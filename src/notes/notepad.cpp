@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -31,6 +32,7 @@ class Category : public std::error_category {
       case notepad_errc::stale: return "the note changed since the given version";
       case notepad_errc::deleted: return "the note is deleted";
       case notepad_errc::gone: return "the note was deleted too long ago to be restored";
+      case notepad_errc::bad_uid: return "bad edit uid";
     }
     return "unknown";
   }
@@ -191,6 +193,9 @@ struct NoteState {
   std::map<std::string, LogCursor, std::less<>> logs;  // by node
   uint64_t since_snapshot = 0;  // log bytes read or written since a snapshot was loaded or written
   std::string own_damage;       // why this node must not append to its log ("" = fine)
+  // Recent idempotency keys of ops records (all logs), oldest first in uid_order.
+  std::map<std::string, UidOutcome, std::less<>> uids;
+  std::deque<std::string> uid_order;
 };
 
 // What loading found about this node's own log.
@@ -354,6 +359,17 @@ struct Notepad::Impl {
     }
   }
 
+  void RememberUid(NoteState& s, UidOutcome u) const {
+    if (opt.max_uids == 0 || u.uid.empty()) return;
+    std::string key = u.uid;
+    if (!s.uids.emplace(key, std::move(u)).second) return;  // the first one stays
+    s.uid_order.push_back(std::move(key));
+    while (s.uid_order.size() > opt.max_uids) {
+      s.uids.erase(s.uid_order.front());
+      s.uid_order.pop_front();
+    }
+  }
+
   // Newest first, at most max_history.
   std::vector<Revision> NewestRevisions(const NoteState& s) const {
     std::vector<Revision> r(s.revisions.rbegin(), s.revisions.rend());
@@ -385,6 +401,9 @@ struct Notepad::Impl {
         return;
       }
       AddRevision(s, Revision{rec->at_ms, rec->author, node, rec->size, rec->version});
+      if (!rec->uid.empty()) {
+        RememberUid(s, UidOutcome{rec->uid, rec->version, rec->size, rec->length});
+      }
     }
     *meta_changed |= ApplyToMeta(s.meta, *rec, node);
   }
@@ -557,6 +576,7 @@ struct Notepad::Impl {
       s.doc = std::move(*doc);
       s.meta = std::move(snap->meta);
       s.revisions = std::move(snap->revisions);
+      for (UidOutcome& u : snap->uids) RememberUid(s, std::move(u));
       for (const auto& [node, offset] : snap->covered) {
         s.logs[node] = LogCursor{.offset = offset, .header = offset > 0};
       }
@@ -732,7 +752,10 @@ struct Notepad::Impl {
     }
     std::vector<Revision> revisions = NewestRevisions(s);
     std::reverse(revisions.begin(), revisions.end());
-    std::string bytes = EncodeSnapshot(covered, s.meta, revisions, s.doc.Save());
+    std::vector<UidOutcome> uids;
+    uids.reserve(s.uid_order.size());
+    for (const std::string& k : s.uid_order) uids.push_back(s.uids.find(k)->second);
+    std::string bytes = EncodeSnapshot(covered, s.meta, revisions, s.doc.Save(), uids);
     if (auto w = store.WriteAtomic(SnapPath(n.id, opt.node), bytes); !w) {
       spdlog::warn("notes: {}: cannot write a snapshot: {}", n.id, w.error().message);
       return;
@@ -747,8 +770,15 @@ struct Notepad::Impl {
   // With n.mu held, n Ready and not deleted.
   Result<EditOutcome> ApplyLocked(Note& n, const Version& base, std::span<const Edit> edits,
                                   std::string_view author, bool require_current,
-                                  std::string_view agent, std::string_view origin) {
+                                  std::string_view agent, std::string_view origin,
+                                  std::string_view uid) {
     Doc& doc = n.st.doc;
+    if (!uid.empty()) {
+      if (auto it = n.st.uids.find(uid); it != n.st.uids.end()) {
+        auto v = Version::Decode(it->second.version);
+        if (v) return EditOutcome{std::move(*v), it->second.size, it->second.length, true};
+      }
+    }
     Version prev = doc.version();
     if (require_current && base != prev) {
       return Fail(notepad_errc::stale,
@@ -769,6 +799,8 @@ struct Notepad::Impl {
     rec.version = now.Encode();
     rec.size = doc.Size();
     rec.ops = doc.EncodeOps(prev);
+    rec.uid = std::string(uid);
+    rec.length = doc.Length();
     std::string payload = EncodeRecord(rec);
     if (payload.size() > max_record) {
       Reload(n, prev, prev_length, n.st.meta);
@@ -785,6 +817,7 @@ struct Notepad::Impl {
     ++records_written;
     ApplyToMeta(n.st.meta, rec, opt.node);
     AddRevision(n.st, Revision{rec.at_ms, rec.author, opt.node, rec.size, rec.version});
+    RememberUid(n.st, UidOutcome{rec.uid, rec.version, rec.size, rec.length});
     n.lower_text.reset();
 
     NoteChange c;
@@ -1059,8 +1092,13 @@ Result<NoteInfo> Notepad::Restore(std::string_view id, std::string_view author) 
 Result<EditOutcome> Notepad::ApplyEdits(std::string_view id, const Version& base,
                                         std::span<const Edit> edits, std::string_view author,
                                         bool require_current, std::string_view agent,
-                                        std::string_view origin) {
+                                        std::string_view origin, std::string_view uid) {
   Impl& m = *impl_;
+  if (!uid.empty() && !IsValidUid(uid)) {
+    return Fail(notepad_errc::bad_uid, "an edit's uid must be 1 to " +
+                                           std::to_string(kMaxUidBytes) +
+                                           " printable ASCII characters without spaces");
+  }
   auto n = m.Find(id);
   if (!n) return Impl::NotFound(id);
   std::lock_guard lock(n->mu);
@@ -1070,7 +1108,7 @@ Result<EditOutcome> Notepad::ApplyEdits(std::string_view id, const Version& base
     return Fail(notepad_errc::deleted,
                 "note '" + n->id + "' is deleted; restore it before editing");
   }
-  return m.ApplyLocked(*n, base, edits, author, require_current, agent, origin);
+  return m.ApplyLocked(*n, base, edits, author, require_current, agent, origin, uid);
 }
 
 Result<std::string> Notepad::TextAt(std::string_view id, const Version& version) const {
@@ -1110,7 +1148,7 @@ Result<EditOutcome> Notepad::RestoreRevision(std::string_view id, const Version&
   std::string cur = n->st.doc.Text();
   if (*old == cur) return m.Outcome(*n);
   std::vector<Edit> edits{DiffEdit(cur, *old)};
-  return m.ApplyLocked(*n, n->st.doc.version(), edits, author, false, {}, {});
+  return m.ApplyLocked(*n, n->st.doc.version(), edits, author, false, {}, {}, {});
 }
 
 Result<std::vector<Edit>> Notepad::ChangesSince(std::string_view id, const Version& since,

@@ -30,6 +30,7 @@ enum class notepad_errc {
   stale,          // require_current was set and the note moved on since `base`
   deleted,        // the note is deleted (edits refused until it is restored)
   gone,           // deleted longer ago than the retention: cannot be restored
+  bad_uid,        // an idempotency key that is not 1..64 printable ASCII characters
 };
 const std::error_category& notepad_category();
 inline std::error_code make_error_code(notepad_errc e) {
@@ -74,6 +75,7 @@ struct NoteChange {
 struct EditOutcome {
   Version version;           // the state after the edits (includes base)
   uint64_t size = 0, length = 0;
+  bool duplicate = false;    // the uid was applied before: nothing done, its outcome returned
 };
 
 struct NotepadOptions {
@@ -82,6 +84,7 @@ struct NotepadOptions {
   int64_t restore_window_ms = 30ll * 24 * 3600 * 1000;  // deleted notes restorable this long
   uint64_t snapshot_after_bytes = 4ull << 20;  // write a snapshot after this much new log
   size_t max_history = 10'000;  // revisions kept listable per note (oldest dropped from the list)
+  size_t max_uids = 10'000;     // idempotency keys remembered per note (oldest forgotten)
 };
 
 class Notepad {
@@ -112,10 +115,15 @@ class Notepad {
   // is unchanged, in memory and on storage. With require_current, refuses
   // with `stale` unless base is the current version. `agent` ("" = the node)
   // is the CRDT writer id; `origin` is passed through to the listener.
+  // `uid` ("" = none) is an idempotency key (1..64 printable ASCII, no
+  // space): when an ops record of any log read so far (this node's, or
+  // another's once polled) carries it — among the last max_uids per note —
+  // nothing is applied, the listener is not called, and the outcome recorded
+  // then is returned with `duplicate` set (before the stale check).
   Result<EditOutcome> ApplyEdits(std::string_view id, const Version& base,
                                  std::span<const Edit> edits, std::string_view author,
                                  bool require_current = false, std::string_view agent = {},
-                                 std::string_view origin = {});
+                                 std::string_view origin = {}, std::string_view uid = {});
 
   // The text at an earlier state (a Revision's version).
   Result<std::string> TextAt(std::string_view id, const Version& version) const;

@@ -514,6 +514,136 @@ TEST_F(NotepadTest, SnapshotIsWrittenAfterEnoughLogAndMakesLoadingReadLess) {
   EXPECT_EQ(e->stats().records_read, 203u);
 }
 
+// ---- idempotency keys (uid) ----
+
+TEST_F(NotepadTest, AnEditWithAUidAppliedTwiceIsAppliedOnce) {
+  auto a = Make("a");
+  NoteInfo n = CreateNote(*a, "T", "abc");
+  Recorder rec;
+  a->SetListener(rec.Fn());
+  Version base = Ver(*a, n.id);
+  auto first = a->ApplyEdits(n.id, base, E(3, 0, "XYZ"), "ann", false, {}, {}, "uid-1");
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_FALSE(first->duplicate);
+  EXPECT_EQ(rec.Take().size(), 1u);
+  // Someone else edits meanwhile: the text cannot tell the retry from a new edit.
+  ASSERT_TRUE(a->ApplyEdits(n.id, Ver(*a, n.id), E(0, 0, ">"), "bob").ok());
+  rec.Take();
+  std::string text = Text(*a, n.id);
+  size_t history = a->History(n.id)->size();
+  uint64_t log = FileSize(*store_, LogOf(n.id, "a"));
+  // The retry, even with require_current at an old base (not `stale`).
+  for (bool require_current : {false, true}) {
+    auto again = a->ApplyEdits(n.id, base, E(3, 0, "XYZ"), "ann", require_current, {}, {}, "uid-1");
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_TRUE(again->duplicate);
+    EXPECT_EQ(again->version, first->version);
+    EXPECT_EQ(again->size, first->size);
+    EXPECT_EQ(again->length, first->length);
+  }
+  EXPECT_EQ(Text(*a, n.id), ">abcXYZ");
+  EXPECT_EQ(Text(*a, n.id), text);
+  EXPECT_EQ(a->History(n.id)->size(), history);
+  EXPECT_EQ(FileSize(*store_, LogOf(n.id, "a")), log);
+  EXPECT_TRUE(rec.Take().empty());
+  // Another uid is another edit; a bad uid is refused.
+  auto other = a->ApplyEdits(n.id, base, E(3, 0, "XYZ"), "ann", false, {}, {}, "uid-2");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->duplicate);
+  EXPECT_EQ(Text(*a, n.id), ">abcXYZXYZ");
+  for (std::string bad : {std::string("has space"), std::string(65, 'u'), std::string("\x01")}) {
+    auto r = a->ApplyEdits(n.id, Ver(*a, n.id), E(0, 0, "!"), "ann", false, {}, {}, bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.code(), notepad_errc::bad_uid);
+  }
+  EXPECT_EQ(Text(*a, n.id), ">abcXYZXYZ");
+}
+
+TEST_F(NotepadTest, AUidAppliedOnOneNodeIsKnownToAnotherAfterPollAndAfterARestart) {
+  NotepadOptions small;
+  small.snapshot_after_bytes = 300;  // snapshots too must keep the uids
+  auto a = Make("a", small);
+  auto b = Make("b", small);
+  NoteInfo n = CreateNote(*a, "T", "abc");
+  b->Poll();
+  Version base = Ver(*b, n.id);
+  auto on_a = a->ApplyEdits(n.id, base, E(0, 0, "A"), "ann", false, {}, {}, "k1");
+  ASSERT_TRUE(on_a.ok());
+  for (int i = 0; i < 20; ++i) {  // enough log for snapshots on both nodes
+    ASSERT_TRUE(a->ApplyEdits(n.id, Ver(*a, n.id), E(0, 0, "filler " + std::to_string(i) + "\n"),
+                              "ann").ok());
+  }
+  b->Poll();
+  std::string text = Text(*b, n.id);
+  uint64_t log_b = FileSize(*store_, LogOf(n.id, "b"));
+  auto on_b = b->ApplyEdits(n.id, base, E(0, 0, "A"), "ann", false, {}, {}, "k1");
+  ASSERT_TRUE(on_b.ok());
+  EXPECT_TRUE(on_b->duplicate);
+  EXPECT_EQ(on_b->version, on_a->version);
+  EXPECT_EQ(on_b->length, on_a->length);
+  EXPECT_EQ(Text(*b, n.id), text);
+  EXPECT_EQ(FileSize(*store_, LogOf(n.id, "b")), log_b);
+  // b applies k2; a learns it by polling.
+  auto k2 = b->ApplyEdits(n.id, Ver(*b, n.id), E(0, 0, "B"), "bob", false, {}, {}, "k2");
+  ASSERT_TRUE(k2.ok() && !k2->duplicate);
+  a->Poll();
+  auto k2a = a->ApplyEdits(n.id, base, E(0, 0, "B"), "bob", false, {}, {}, "k2");
+  ASSERT_TRUE(k2a.ok());
+  EXPECT_TRUE(k2a->duplicate);
+  EXPECT_EQ(k2a->version, k2->version);
+  EXPECT_GE(a->stats().snapshots_written + b->stats().snapshots_written, 1u);
+  // Restarts remember both (from the snapshot and the logs after it, or the logs only).
+  std::string now = Text(*a, n.id);
+  for (bool with_snapshots : {true, false}) {
+    if (!with_snapshots) {
+      ASSERT_TRUE(store_->RemoveAll(n.id + "/snapshots").ok());
+    }
+    NotepadOptions never;
+    never.snapshot_after_bytes = 1ull << 40;
+    auto a2 = Make("a", never);
+    for (std::string uid : {"k1", "k2"}) {
+      auto r = a2->ApplyEdits(n.id, base, E(0, 0, "again"), "ann", false, {}, {}, uid);
+      ASSERT_TRUE(r.ok());
+      EXPECT_TRUE(r->duplicate) << uid << " " << with_snapshots;
+    }
+    EXPECT_EQ(Text(*a2, n.id), now);
+  }
+}
+
+TEST_F(NotepadTest, UidMemoryIsBoundedOldestForgotten) {
+  NotepadOptions o;
+  o.max_uids = 3;
+  auto a = Make("a", o);
+  NoteInfo n = CreateNote(*a, "T", "");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(a->ApplyEdits(n.id, Ver(*a, n.id), E(0, 0, "x"), "ann", false, {}, {},
+                              "u" + std::to_string(i)).ok());
+  }
+  auto old = a->ApplyEdits(n.id, Ver(*a, n.id), E(0, 0, "x"), "ann", false, {}, {}, "u0");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->duplicate);  // forgotten: applied again
+  auto recent = a->ApplyEdits(n.id, Ver(*a, n.id), E(0, 0, "x"), "ann", false, {}, {}, "u4");
+  ASSERT_TRUE(recent.ok());
+  EXPECT_TRUE(recent->duplicate);
+}
+
+TEST_F(NotepadTest, OpsRecordsWithoutUidStillLoad) {
+  // A log written by an older version: ops records end after the operations.
+  auto a = Make("a");
+  NoteInfo n = CreateNote(*a, "T", "old");
+  ASSERT_TRUE(a->ApplyEdits(n.id, Ver(*a, n.id), E(3, 0, " text"), "ann").ok());
+  auto bytes = store_->ReadAll(LogOf(n.id, "a"), 1 << 20);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(bytes->find("uid"), std::string::npos);
+  auto b = Make("b");
+  EXPECT_EQ(Text(*b, n.id), "old text");
+  EXPECT_EQ(b->History(n.id)->size(), 2u);
+  EXPECT_EQ(b->stats().bad_records, 0u);
+  auto r = b->ApplyEdits(n.id, Ver(*b, n.id), E(0, 0, "new "), "bob", false, {}, {}, "uid");
+  ASSERT_TRUE(r.ok() && !r->duplicate);
+  EXPECT_EQ(Text(*b, n.id), "new old text");
+}
+
 TEST_F(NotepadTest, HistoryAndRestoreRevision) {
   auto p = Make("a");
   NoteInfo n = CreateNote(*p, "T", "héllo wörld 🎉");

@@ -256,7 +256,38 @@ class NotesRest(HubTestCase):
         edit_note(self.hub, note["id"], v, [[len(text), 0, " (end)"]])
         self.assertEqual(get_note(self.hub, note["id"])["text"], "A" + text[4:] + " (end)")
 
-    def test_positions_and_counts_are_code_points(self):
+    def test_a_retried_edit_with_the_same_uid_is_applied_once(self):
+        note = create_note(self.hub, "Retry", "abc")
+        path = f"/api/notes/{note['id']}/edits"
+        req = {"base": note["version"], "edits": [[3, 0, "XYZ"]], "uid": "9b2f6c1e-retry-1"}
+        status, first = self.hub.json("POST", path, req)
+        self.assertEqual(status, 200, first)
+        self.assertFalse(first.get("duplicate", False))
+        # Someone else edits before the retry: the text alone could not tell.
+        edit_note(self.hub, note["id"], first["version"], [[0, 0, ">"]])
+        for _ in range(2):
+            status, again = self.hub.json("POST", path, req)
+            self.assertEqual(status, 200, again)
+            self.assertIs(again.get("duplicate"), True, again)
+            self.assertEqual((again["version"], again["size"], again["length"]),
+                             (first["version"], first["size"], first["length"]))
+        self.assertEqual(get_note(self.hub, note["id"])["text"], ">abcXYZ", "the insert is there once")
+        # Another uid is another edit.
+        status, other = self.hub.json("POST", path, {**req, "uid": "9b2f6c1e-retry-2"})
+        self.assertEqual(status, 200, other)
+        self.assertFalse(other.get("duplicate", False))
+        self.assertEqual(get_note(self.hub, note["id"])["text"], ">abcXYZXYZ")
+        # Without a uid nothing is remembered (as before).
+        cur = get_note(self.hub, note["id"])["version"]
+        edit_note(self.hub, note["id"], cur, [[0, 0, "#"]])
+        edit_note(self.hub, note["id"], cur, [[0, 0, "#"]])
+        self.assertEqual(get_note(self.hub, note["id"])["text"], "##>abcXYZXYZ")
+        for bad in ("", "has space", "x" * 65, 7, "é"):
+            status, body = self.hub.json("POST", path, {**req, "uid": bad})
+            self.assertError(status, body, 400, "bad_uid", f"uid {bad!r}")
+        self.assertEqual(get_note(self.hub, note["id"])["text"], "##>abcXYZXYZ")
+
+
         note = create_note(self.hub, "Emoji", "a😀b")
         self.assertEqual((note["length"], note["size"]), (3, 6))
         out = edit_note(self.hub, note["id"], note["version"], [[2, 0, "X"]])
@@ -595,7 +626,19 @@ class NotesTwoProcesses(TwoHubsTestCase):
         final = self.converged(note["id"], "[from A]", "[from B]")
         self.assertIn(final["text"], ("Shared: [from A][from B].", "Shared: [from B][from A]."))
 
-    def test_rename_delete_restore_travel_between_hubs(self):
+    def test_an_edit_retried_on_the_other_hub_after_it_polled_is_applied_once(self):
+        note = self.shared_note("Retry across", "abc")
+        req = {"base": note["version"], "edits": [[3, 0, "!"]], "uid": "retry-across-1"}
+        status, first = self.a.json("POST", f"/api/notes/{note['id']}/edits", req)
+        self.assertEqual(status, 200, first)
+        self.converged(note["id"], "abc!")
+        status, again = self.b.json("POST", f"/api/notes/{note['id']}/edits", req)
+        self.assertEqual(status, 200, again)
+        self.assertIs(again.get("duplicate"), True, again)
+        self.assertEqual(again["version"], first["version"])
+        self.assertEqual(get_note(self.b, note["id"])["text"], "abc!")
+
+
         note = self.shared_note("Travels", "t")
         nid = note["id"]
         self.b.json("PATCH", f"/api/notes/{nid}", {"title": "Renamed on B"}, expect=200)

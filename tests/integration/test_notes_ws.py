@@ -395,7 +395,40 @@ class NotesWebSocket(Base):
         cur = get_note(self.hub, note["id"])
         self.assertEqual((cur["text"], cur["version"]), (want, init2["version"]))
 
-    def test_unknown_since_answers_the_whole_text(self):
+    def test_reconnect_with_the_push_in_flight_applies_it_once(self):
+        for applied in (True, False):
+            note = create_note(self.hub, f"WS inflight {applied}", "abc")
+            c, init = self.join(note["id"], "Flaky")
+            inflight = {"uid": f"inflight-{applied}-1", "base": init["version"], "edits": [[3, 0, "XYZ"]]}
+            if applied:
+                c.send_json({"t": "push", "id": 1, **inflight})
+                # Applied; the connection drops before the client reads the update.
+                wait_until(lambda: get_note(self.hub, note["id"])["text"] == "abcXYZ", what="the push applied")
+            c.abort()
+            cur = get_note(self.hub, note["id"])
+            edit_note(self.hub, note["id"], cur["version"], [[0, 0, "B:"]])  # someone else edits meanwhile
+            for attempt in range(2):  # a reconnection whose init was lost too: the same again
+                c2, init2 = self.join(note["id"], "Flaky", since=init["version"], inflight=inflight)
+                self.assertEqual(init2.get("text"), "B:abcXYZ", f"applied={applied} attempt={attempt}: {init2}")
+                self.assertEqual(init2["version"], get_note(self.hub, note["id"])["version"])
+                c2.abort()
+            # Pushing it again with the same uid changes nothing: an error `duplicate`.
+            c3, init3 = self.join(note["id"], "Flaky")
+            c3.send_json({"t": "push", "id": 5, **inflight, "base": init3["version"]})
+            err = c3.recv_json("error")
+            self.assertEqual((err.get("code"), err.get("id")), ("duplicate", 5), err)
+            self.assertEqual(get_note(self.hub, note["id"])["text"], "B:abcXYZ")
+
+    def test_hello_with_a_bad_inflight_is_an_error_then_init(self):
+        note = create_note(self.hub, "WS inflight bad", "abc")
+        ws = self.open(note["id"])
+        ws.send_json({"t": "hello", "name": "X", "since": note["version"],
+                      "inflight": {"uid": "bad uid", "base": note["version"], "edits": [[0, 0, "!"]]}})
+        err = ws.recv_json("error")
+        self.assertEqual(err.get("code"), "bad_uid", err)
+        self.assertEqual(ws.recv_json("init").get("text"), "abc")
+
+
         note = create_note(self.hub, "WS since unknown", "whole")
         other = create_note(self.hub, "WS since other", "a much longer text than the first one")
         v = edit_note(self.hub, other["id"], other["version"], [[0, 0, "more and more"]])["version"]

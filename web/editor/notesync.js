@@ -6,8 +6,10 @@
 //   shadow, version — the last confirmed text (a Text) and its server version.
 //   collab (./collab.js) — the local changes not confirmed yet, rebased over
 //     every remote change. Invariant: editor doc = shadow + unconfirmed.
-//   inflight — the one push on its way: {id, count} (count = how many of the
-//     unconfirmed updates it carries).
+//   inflight — the one push on its way: {id, count, uid, base, edits} (count =
+//     how many of the unconfirmed updates it carries; uid its idempotency key).
+//   lost, uncertain — a push whose answer was lost (connection dropped, or a
+//     resync abandoned it) and its count: it may or may not have been applied.
 //
 // Pushing: compose all unconfirmed updates, turn them into code-point edits
 // against the shadow, push with base = version. Only one push at a time.
@@ -19,10 +21,15 @@
 // selection. `stale` → push again (the updates we missed came before it).
 // `error` for a push → `sync`, dropping the local changes. Without live sync,
 // `ack` confirms a push and `changed` tells that others changed the note.
-// Reconnecting: hello with since = version and pending = the unconfirmed
-// changes (code points, relative to since); `init` brings either the edits
+// Reconnecting: hello with since = version; `init` brings either the edits
 // since then or the whole text, which is applied as a diff against what the
 // editor shows so the selection and scroll position stay where they were.
+// Unconfirmed changes go with hello as `inflight` ({uid, base, edits}, never
+// `pending`): the push whose answer was lost (same uid, so the server applies
+// it at most once), or else all the changes made offline as a new push (its
+// own uid, kept until init in case this connection drops too). Init then
+// brings the whole text, which holds that push exactly once (its updates count
+// as confirmed); later changes are rebased onto it and pushed normally.
 
 import { Transaction } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
@@ -60,6 +67,7 @@ export class NoteSync {
     this.pushSeq = 0;
     this.accounted = 0;          // unconfirmed updates the next init already contains
     this.uncertain = 0;          // updates of a push whose answer was lost
+    this.lost = null;            // that push: {uid, base, edits, count}
     this.syncing = false;        // a `sync` is on its way: typing is blocked
     this.syncWanted = false;     // the person asked to load changes (live sync off)
     this.peers = [];             // others: {session, name, color, anchor, head}
@@ -111,24 +119,52 @@ export class NoteSync {
     this.accounted = 0;
     if (this.version) {
       msg.since = this.version;
-      // A push whose answer was lost may have been applied: then the edits
-      // since `since` tell (see onInit); sending it as pending could apply it twice.
+      // Changes made offline become a push of this hello, with a uid: if
+      // this connection drops before init too, the next hello sends the same.
       if (ups.length && !this.uncertain) {
-        msg.pending = changesToEdits(composeAll(ups.map((u) => u.changes), this.shadow.length), this.shadow);
-        this.accounted = ups.length;
+        const edits = changesToEdits(composeAll(ups.map((u) => u.changes), this.shadow.length), this.shadow);
+        this.lost = { uid: this.newUid(), base: this.version, edits, count: ups.length };
+        this.uncertain = ups.length;
+      }
+      // A push whose answer was lost may have been applied: send it again
+      // with its uid (the server applies it at most once), alone; init then
+      // brings the whole text with it, and the later changes are pushed after.
+      if (this.uncertain && this.lost && this.lost.base && this.uncertain <= ups.length) {
+        msg.inflight = { uid: this.lost.uid, base: this.lost.base, edits: this.lost.edits };
+        this.accounted = this.uncertain;
       }
     }
     this.send(msg);
   }
 
   disconnected() {
-    if (this.inflight) this.uncertain = Math.max(this.uncertain, this.inflight.count);
-    this.inflight = null;
+    this.abandonInflight();
     this.ready = false;
     this.syncing = false;
     this.session = null;
     this.setPeerList([]);
     this.refreshEditable();
+  }
+
+  // The push on its way will not be answered here: it becomes uncertain.
+  abandonInflight() {
+    if (!this.inflight) return;
+    if (this.inflight.count >= this.uncertain) {
+      this.uncertain = this.inflight.count;
+      this.lost = this.inflight;
+    }
+    this.inflight = null;
+  }
+
+  settled() { this.uncertain = 0; this.lost = null; }
+
+  newUid() {
+    const c = globalThis.crypto;
+    if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+    const b = new Uint8Array(16);
+    if (c && typeof c.getRandomValues === 'function') c.getRandomValues(b); // also outside secure contexts
+    else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+    return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   }
 
   destroy() {
@@ -187,7 +223,7 @@ export class NoteSync {
       for (let i = 0; i < c; i++) mine = ups[i].changes.apply(mine);
       if (c && !mine.eq(this.shadow) && mine.eq(target)) { k = c; remote = null; }
     }
-    this.uncertain = 0;
+    this.settled();
     const own = ups.slice(0, k);
     if (!remote) {
       let base = this.shadow;
@@ -231,7 +267,7 @@ export class NoteSync {
         return this.syncing ? undefined : this.requestSync(false);
       }
       this.inflight = null;
-      this.uncertain = 0;
+      this.settled();
       updates = ups.map((u) => ({ changes: u.changes, clientID: this.clientID }));
     } else {
       updates = [{ changes: r.changes, clientID: `~${m.by || 'server'}` }];
@@ -292,7 +328,11 @@ export class NoteSync {
     // Before init, an error is about hello's `pending`: the server could not
     // merge it and sends the whole text next. Keep the changes (they are then
     // rebased onto that text here and pushed again), unless we may not edit.
-    if (!this.ready && this.accounted && m.code !== 'unauthorized') this.accounted = 0;
+    // The same for hello's `inflight`: refused, so not applied; push it again.
+    if (!this.ready && this.accounted && m.code !== 'unauthorized') {
+      this.accounted = 0;
+      this.settled();
+    }
   }
 
   // ---- sync (the whole text again) ----
@@ -300,8 +340,8 @@ export class NoteSync {
   // drop: forget the unconfirmed changes (they were refused).
   requestSync(drop) {
     if (!this.ready) return;
-    if (this.inflight) { this.uncertain = Math.max(this.uncertain, this.inflight.count); this.inflight = null; }
-    if (drop) { this.accounted = this.unconfirmed.length; this.uncertain = 0; } else if (!this.syncing) this.accounted = 0;
+    this.abandonInflight();
+    if (drop) { this.accounted = this.unconfirmed.length; this.settled(); } else if (!this.syncing) this.accounted = 0;
     if (this.syncing) return;
     this.syncing = true;
     this.refreshEditable();
@@ -339,8 +379,9 @@ export class NoteSync {
       return;
     }
     const id = ++this.pushSeq;
-    this.inflight = { id, count: ups.length };
-    if (!this.send({ t: 'push', id, base: this.version, edits })) this.inflight = null;
+    const uid = this.newUid(); // a new one per push: a stale push was not applied
+    this.inflight = { id, count: ups.length, uid, base: this.version, edits };
+    if (!this.send({ t: 'push', id, uid, base: this.version, edits })) this.inflight = null;
   }
 
   // ---- presence ----

@@ -27,6 +27,7 @@ class SimServer {
     this.sessions = [];
     this.seq = 0;
     this.virtual = new Map(); // ack versions (live sync off): v → {base, changes}
+    this.uids = new Set(); // uids of the pushes applied (idempotency keys)
   }
 
   get version() { return `v${this.n}`; }
@@ -96,7 +97,14 @@ class SimServer {
     if (m.t === 'hello') {
       s.name = m.name;
       let edits = null;
-      if (m.since && this.texts.has(m.since) && m.pending && this.refusePending) {
+      if (m.inflight && this.refusePending && !this.uids.has(m.inflight.uid)) {
+        this.out(s, { t: 'error', code: 'no_space', message: 'Your last edit could not be merged' });
+      } else if (m.inflight) { // the push lost with the last connection: at most once, then the whole text
+        if (!this.uids.has(m.inflight.uid)) {
+          this.uids.add(m.inflight.uid);
+          this.apply(this.rebase(m.inflight.edits, m.inflight.base).edits, '');
+        }
+      } else if (m.since && this.texts.has(m.since) && m.pending && this.refusePending) {
         this.out(s, { t: 'error', code: 'no_space', message: 'Your offline edits could not be merged' });
       } else if (m.since && this.texts.has(m.since)) {
         if (m.pending && m.pending.length) this.apply(this.rebase(m.pending, m.since).edits, '');
@@ -111,6 +119,8 @@ class SimServer {
       this.out(s, init);
       this.presence();
     } else if (m.t === 'push') {
+      if (m.uid && this.uids.has(m.uid)) return this.out(s, { t: 'error', id: m.id, code: 'duplicate', message: 'Applied before.' });
+      if (m.uid && (!this.autoSync || m.base === this.version)) this.uids.add(m.uid);
       if (this.autoSync) {
         if (m.base !== this.version) return this.out(s, { t: 'stale', id: m.id });
         this.apply(m.edits, s.id);
@@ -328,7 +338,74 @@ test('a push lost with the connection is confirmed, not applied twice', () => {
   }
 });
 
-test('offline edits go as `pending` in hello and merge with what others did meanwhile', () => {
+test('a push in flight when the connection drops, while another person edits, lands exactly once', () => {
+  // Every insert is one distinct character: the final text must hold each exactly once.
+  let fails = 0;
+  for (let seed = 1; seed <= 80; seed++) {
+    const w = new World(7000 + seed, '.');
+    const a = w.addClient('A'), b = w.addClient('B');
+    w.settle();
+    let next = 0x4e00;
+    const typed = [];
+    const insert = (c) => {
+      const ch = String.fromCodePoint(next++);
+      typed.push(ch);
+      const doc = c.view.state.doc.toString();
+      const p = cpToUtf16(c.view.state.doc, Math.floor(w.r() * (cpLength(doc) + 1)));
+      c.view.dispatch({ changes: { from: p, insert: ch } });
+    };
+    for (let round = 0; round < 6; round++) {
+      insert(a);
+      if (w.r() < 0.5) insert(a);
+      // run until A's push is on its way (maybe already applied, maybe answered)
+      for (let i = 0; i < 20 && !a.sync.inflight; i++) w.step();
+      const steps = Math.floor(w.r() * 4);
+      for (let i = 0; i < steps; i++) w.step();
+      w.disconnect(a); // some of A's messages may reach the server; all answers are lost
+      insert(b);
+      if (w.r() < 0.5) insert(a); // typed while offline
+      for (let i = 0; i < 10; i++) w.step();
+      if (w.r() < 0.3) { w.connect(a); w.disconnect(a); } // a reconnection that drops again
+      w.connect(a);
+      w.settle();
+    }
+    w.settle();
+    assertConverged(w);
+    for (const ch of typed) {
+      const n = Array.from(w.server.text).filter((x) => x === ch).length;
+      if (n !== 1) fails++;
+      assert.equal(n, 1, `seed ${seed}: ${ch} appears ${n} times in ${JSON.stringify(w.server.text)}`);
+    }
+  }
+  assert.equal(fails, 0);
+});
+
+test('hello carries the lost push as `inflight` with its uid, and no `pending`', () => {
+  const w = new World(11, 'abc');
+  const a = w.addClient('A'), b = w.addClient('B');
+  w.settle();
+  a.view.dispatch({ changes: { from: 3, insert: 'XYZ' } });
+  while (!a.conn.inbox.some((m) => m.t === 'push')) w.step();
+  const push = a.conn.inbox.find((m) => m.t === 'push');
+  assert.equal(typeof push.uid, 'string');
+  w.server.handle(a.conn, a.conn.inbox.shift()); // applied; the answer is lost
+  a.conn.inbox.length = 0;
+  w.server.close(a.conn);
+  a.conn = null;
+  a.sync.disconnected();
+  a.view.dispatch({ changes: { from: 0, insert: '>' } });
+  b.view.dispatch({ changes: { from: 0, insert: 'B:' } });
+  w.settle();
+  w.connect(a);
+  const hello = a.conn.inbox[0];
+  assert.deepEqual(hello.inflight, { uid: push.uid, base: push.base, edits: push.edits });
+  assert.equal(hello.pending, undefined);
+  w.settle();
+  assertConverged(w);
+  assert.equal(w.server.text, '>B:abcXYZ');
+});
+
+test('offline edits go as `inflight` in hello and merge with what others did meanwhile', () => {
   const w = new World(9, 'one two three');
   const a = w.addClient('A'), b = w.addClient('B');
   w.settle();
@@ -339,7 +416,8 @@ test('offline edits go as `pending` in hello and merge with what others did mean
   w.connect(a);
   const hello = a.conn.inbox[0];
   assert.equal(hello.t, 'hello');
-  assert.deepEqual(hello.pending, [[0, 0, 'ZERO ']]);
+  assert.deepEqual(hello.inflight.edits, [[0, 0, 'ZERO ']]);
+  assert.equal(hello.pending, undefined);
   w.settle();
   assertConverged(w);
   assert.equal(w.server.text, 'ZERO one two three four');
