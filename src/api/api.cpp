@@ -164,6 +164,10 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add("GET", "/api/events", bind(&Api::Events));
     r.Add("GET", "/media/{id}/original", bind(&Api::Original));
     r.Add("HEAD", "/media/{id}/original", bind(&Api::Original));
+    r.Add("GET", "/media/{id}/hls/{path...}", bind(&Api::Hls));
+    r.Add("HEAD", "/media/{id}/hls/{path...}", bind(&Api::Hls));
+    r.Add("GET", "/media/{id}/thumbs/{name}", bind(&Api::Thumbs));
+    r.Add("HEAD", "/media/{id}/thumbs/{name}", bind(&Api::Thumbs));
     // tus
     r.Add("OPTIONS", "/files/", bind(&Api::TusOptions));
     r.Add("OPTIONS", "/files", bind(&Api::TusOptions));
@@ -334,6 +338,8 @@ class Api : public std::enable_shared_from_this<Api> {
       HUB_TRY(s_.videos.MarkDeleted(id));
       // An unfinished upload stops here too.
       (void)s_.uploads.Terminate(id);
+      // Running ffmpegs of the video stop, its renditions go.
+      if (s_.on_video_deleted) s_.on_video_deleted(id);
       return Ok();
     };
     auto r = co_await OffThread(s_.blocking, std::move(work3));
@@ -446,7 +452,12 @@ class Api : public std::enable_shared_from_this<Api> {
         catalog::VideoPatch p;
         p.status = catalog::VideoStatus::kReady;
         p.size = size;
-        return s_.videos.Update(id, p);
+        auto updated = s_.videos.Update(id, p);
+        if (updated && s_.on_upload_complete) {
+          s_.on_upload_complete(id);
+          return s_.videos.Get(id);  // with media_status "queued"
+        }
+        return updated;
       };
       created = co_await OffThread(s_.blocking, std::move(work4));
       if (!created) status = created.error();
@@ -498,6 +509,75 @@ class Api : public std::enable_shared_from_this<Api> {
     f.content_type = ContentTypeCached(id);
     f.cache_control = "public, max-age=3600";
     co_await http::ServeFile(ex, f);
+  }
+
+  // HLS playlists and segments: STREAMS_DIR/<id>/hls/<path>.
+  asio::awaitable<void> Hls(Exchange& ex) {
+    co_await ServeStream(ex, "hls", std::string(ex.request().param("path")));
+  }
+  // Posters, sprite sheets and their WebVTT index: STREAMS_DIR/<id>/thumbs/<name>.
+  asio::awaitable<void> Thumbs(Exchange& ex) {
+    co_await ServeStream(ex, "thumbs", std::string(ex.request().param("name")));
+  }
+
+  // Serves a file the media pipeline published. Only plain names (no
+  // traversal, and never a dot-name: work dirs of jobs in progress are
+  // hidden that way) with a known media extension.
+  asio::awaitable<void> ServeStream(Exchange& ex, const std::string& area, const std::string& rel) {
+    std::string id(ex.request().param("id"));
+    auto not_found = [] { return http::JsonError(404, "not_found", "No such media file."); };
+    auto ext_is = [&](std::string_view e) { return rel.size() > e.size() && rel.ends_with(e); };
+    std::string type, cache = "public, max-age=31536000, immutable";
+    if (ext_is(".m3u8")) {
+      type = "application/vnd.apple.mpegurl";
+      cache = "no-cache";  // the master is rewritten as renditions become ready
+    } else if (ext_is(".ts")) {
+      type = "video/mp2t";
+    } else if (ext_is(".m4s") || ext_is(".mp4")) {
+      type = "video/mp4";
+    } else if (ext_is(".jpg")) {
+      type = "image/jpeg";
+    } else if (ext_is(".vtt")) {
+      type = "text/vtt; charset=utf-8";
+    }
+    if (!IsValidId(id) || s_.streams_store == nullptr || type.empty() || !IsPublishedPath(rel) ||
+        (area == "thumbs" && rel.find('/') != std::string::npos) ||
+        s_.videos_store.Stat(id + "/deleted").ok()) {
+      co_await ex.Send(not_found());
+      co_return;
+    }
+    auto file = s_.streams_store->OpenRead(id + "/" + area + "/" + rel);
+    if (!file) {
+      Response r = file.code() == storage::errc::not_found ? not_found() : ErrorResponse(file.error());
+      co_await ex.Send(std::move(r));
+      co_return;
+    }
+    http::FileToServe f;
+    storage::ReadableFile* rf = file->get();
+    f.fd = rf->native_handle();
+    f.read_at = [rf](uint64_t off, std::span<char> b) { return rf->ReadAt(off, b); };
+    f.size = rf->size();
+    f.mtime_unix_nanos = rf->mtime_unix_nanos();
+    f.content_type = type;
+    f.cache_control = cache;
+    co_await http::ServeFile(ex, f);
+  }
+
+  // 1..4 components of [A-Za-z0-9_-.], none empty or starting with '.'.
+  static bool IsPublishedPath(std::string_view rel) {
+    if (rel.empty() || rel.size() > 512) return false;
+    int components = 0;
+    size_t start = 0;
+    for (;;) {
+      size_t slash = rel.find('/', start);
+      std::string_view c = rel.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+      if (c.empty() || c.front() == '.' || ++components > 4) return false;
+      for (char ch : c) {
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-' && ch != '.') return false;
+      }
+      if (slash == std::string_view::npos) return true;
+      start = slash + 1;
+    }
   }
 
   std::string ContentTypeCached(const std::string& id) {
@@ -841,6 +921,7 @@ class Api : public std::enable_shared_from_this<Api> {
       auto t = s_.uploads.Terminate(id);
       if (!t && !s_.videos.Get(id).ok()) return t;
       (void)s_.videos.MarkDeleted(id);
+      if (s_.on_video_deleted) s_.on_video_deleted(id);
       return Ok();
     };
     auto r = co_await OffThread(s_.blocking, std::move(work8));
@@ -915,14 +996,16 @@ class Api : public std::enable_shared_from_this<Api> {
     co_return co_await OffThread(s_.blocking, std::move(work12));
   }
 
-  // The upload is whole: the video becomes ready (processing, once the media
-  // pipeline exists).
+  // The upload is whole: the video becomes ready (its original plays through
+  // range requests) and the media pipeline takes it (media_status "queued").
   asio::awaitable<void> Completed(const std::string& id, uint64_t size) {
     auto work13 = [this, id, size] {
       catalog::VideoPatch p;
       p.status = catalog::VideoStatus::kReady;
       p.size = size;
-      return s_.videos.Update(id, p);
+      auto r = s_.videos.Update(id, p);
+      if (r && s_.on_upload_complete) s_.on_upload_complete(id);
+      return r;
     };
     (void)co_await OffThread(s_.blocking, std::move(work13));
     RefreshVideo(s_, id);

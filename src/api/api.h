@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,14 @@ struct Services {
   const Clock& clock;
   const Readiness& readiness;
   boost::asio::thread_pool& blocking;  // slow storage work (fsync, assembly)
+  // Rooted at STREAMS_DIR: HLS renditions and thumbnails served under
+  // /media/{id}/hls/ and /media/{id}/thumbs/; null = not served (404).
+  storage::Store* streams_store = nullptr;
+  // The media pipeline's hooks (set by the app; empty = no pipeline):
+  // an upload is complete (the original is in place) / a video was deleted.
+  // Called on a blocking-pool thread.
+  std::function<void(const std::string& id)> on_upload_complete;
+  std::function<void(const std::string& id)> on_video_deleted;
 };
 
 class Api;

@@ -27,6 +27,9 @@
 #include "core/metrics.h"
 #include "events/bus.h"
 #include "http/server.h"
+#include "media/jobs.h"
+#include "media/pipeline.h"
+#include "media/runner.h"
 #include "notes/notepad.h"
 #include "storage/store.h"
 #include "upload/upload.h"
@@ -105,6 +108,17 @@ struct App::Impl {
   bool stop_requested = false;
   bool stopped = false;
   std::unique_ptr<api::Services> services;
+  // The media pipeline (declared last: destroyed first, it calls back into
+  // the repository and the services).
+  std::unique_ptr<storage::Store> streams_store;  // STREAMS_DIR
+  std::unique_ptr<media::RendezvousOwnership> ownership;
+  std::unique_ptr<media::JobQueue> jobs;
+  std::unique_ptr<media::ProcessRunner> runner;
+  std::mutex media_mu;  // serialises the read-merge-write of a video's `media`
+  std::unique_ptr<media::Pipeline> pipeline;
+
+  Result<void> StartPipeline();
+  void MergeMedia(const std::string& id, const nlohmann::json& patch);
 
   Result<void> PrepareLocalState();
   void SetUpLogging();
@@ -217,7 +231,7 @@ void App::Impl::Sweep() {
           catalog::VideoPatch p;
           p.status = catalog::VideoStatus::kReady;
           p.size = st->length;
-          (void)repo->Update(id, p);
+          if (repo->Update(id, p) && pipeline) (void)pipeline->Submit(id);
           api::RefreshVideo(*services, id);
         }
       }
@@ -231,16 +245,91 @@ void App::Impl::Sweep() {
     if (!v) continue;
     if (v->deleted) {
       if (auto r = repo->ReclaimIfExpired(id, grace); r && *r) spdlog::info("reclaimed deleted video {}", id);
+      // Deleted on another node (or while this one was down): its jobs stop,
+      // its renditions go at once (they are not part of the grace period).
+      if (pipeline && streams_store->Stat(id).ok()) (void)pipeline->Cancel(id);
+    } else if (pipeline && v->status == catalog::VideoStatus::kReady && v->media.is_object() &&
+               (v->media.value("status", "") == "queued" || v->media.value("status", "") == "processing")) {
+      // Resumes after a restart; queues what a crash between two jobs left out.
+      if (auto r = pipeline->Advance(id); !r) spdlog::warn("media: {}: {}", id, r.error().message);
     } else if (v->status == catalog::VideoStatus::kUploading &&
                videos_store->Stat(catalog::VideoRepository::OriginalPath(id)).ok()) {
       // The process that finished the upload died before recording it.
       catalog::VideoPatch p;
       p.status = catalog::VideoStatus::kReady;
       if (auto st = videos_store->Stat(catalog::VideoRepository::OriginalPath(id))) p.size = st->size;
-      (void)repo->Update(id, p);
+      if (repo->Update(id, p) && pipeline) (void)pipeline->Submit(id);
       api::RefreshVideo(*services, id);
     }
   }
+}
+
+Result<void> App::Impl::StartPipeline() {
+  try {
+    streams_store = storage::OpenLocalStore(cfg.streams_dir);
+  } catch (const std::exception& e) {
+    return StartError(std::string("STREAMS_DIR: ") + e.what());
+  }
+  ownership = std::make_unique<media::RendezvousOwnership>(node_id);
+  media::JobQueueOptions qo;
+  qo.node_id = node_id;
+  jobs = std::make_unique<media::JobQueue>(*streams_store, clock, *ownership, qo);
+  runner = media::NewProcessRunner();
+  media::PipelineOptions po;
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  po.workers = cfg.media_workers != 0 ? static_cast<int>(cfg.media_workers) : static_cast<int>(std::max(1u, cores / 2));
+  std::error_code ec;
+  po.streams_root = fs::absolute(cfg.streams_dir, ec).lexically_normal().string();
+  std::string originals = fs::absolute(cfg.upload_dir, ec).lexically_normal().string();
+  po.original_path = [originals](const std::string& id) {
+    return originals + "/" + catalog::VideoRepository::OriginalPath(id);
+  };
+  po.on_media = [this](const std::string& id, const nlohmann::json& patch) { MergeMedia(id, patch); };
+  po.limits.max_height = static_cast<int>(cfg.media_max_height);
+  po.limits.max_duration_s = cfg.media_max_duration_s;
+  po.job_timeout = std::chrono::seconds(cfg.media_job_timeout_s);
+  po.ladder.rungs.clear();
+  for (const auto& rung : media::DefaultRungs()) {
+    std::string name = std::to_string(rung.height);
+    std::string list = "," + cfg.media_ladder + ",";
+    if (list.find("," + name + ",") != std::string::npos) po.ladder.rungs.push_back(rung);
+  }
+  if (po.ladder.rungs.empty()) po.ladder.rungs = media::DefaultRungs();
+  spdlog::info("media: {} workers, ladder {}, streams in {}", po.workers, cfg.media_ladder, po.streams_root);
+  pipeline = std::make_unique<media::Pipeline>(*streams_store, *jobs, *runner, clock, std::move(po));
+  services->streams_store = streams_store.get();
+  services->on_upload_complete = [this](const std::string& id) {
+    if (auto r = pipeline->Submit(id); !r) spdlog::warn("media: cannot queue {}: {}", id, r.error().message);
+  };
+  services->on_video_deleted = [this](const std::string& id) {
+    if (auto r = pipeline->Cancel(id); !r) spdlog::warn("media: cannot cancel {}: {}", id, r.error().message);
+  };
+  pipeline->Start();
+  return Ok();
+}
+
+// The pipeline reports partial `media` objects; merged into this node's
+// overlay (skipped when nothing changes) and pushed to open pages.
+void App::Impl::MergeMedia(const std::string& id, const nlohmann::json& patch) {
+  {
+    std::lock_guard lock(media_mu);
+    auto v = repo->Get(id);
+    if (!v) return;  // deleted meanwhile
+    nlohmann::json merged = v->media.is_object() ? v->media : nlohmann::json::object();
+    // A finished video never goes back to processing (a late progress report).
+    std::string was = merged.value("status", "");
+    if ((was == "ready" || was == "failed") && patch.contains("status") && patch["status"] == "processing") return;
+    if ((was == "ready" || was == "failed") && patch.size() == 1 && patch.contains("progress")) return;
+    merged.update(patch);
+    if (merged == v->media) return;
+    catalog::VideoPatch p;
+    p.media = std::move(merged);
+    if (auto u = repo->Update(id, p); !u) {
+      spdlog::warn("media: cannot record the state of {}: {}", id, u.error().message);
+      return;
+    }
+  }
+  api::RefreshVideo(*services, id);
 }
 
 void App::Impl::BackgroundLoop() {
@@ -321,6 +410,7 @@ Result<void> App::Start() {
   ao.node_id = m.node_id;
   ao.version = "0.1.0";
   ao.notepad_enabled = m.cfg.community_notepad_enabled;
+  HUB_TRY(m.StartPipeline());
   m.api = api::AddRoutes(router, *m.services, ao);
 
   if (m.cfg.community_notepad_enabled) {
@@ -408,7 +498,7 @@ void App::Stop() {
 
 // The shutdown order, written once: stop accepting and drain HTTP (uploads in
 // flight commit what they received, so they stay resumable), then background
-// work, then the blocking pool, then the io threads.
+// work, then the media pipeline, then the blocking pool, then the io threads.
 void App::Impl::Shutdown() {
   {
     std::lock_guard lock(mu);
@@ -424,6 +514,8 @@ void App::Impl::Shutdown() {
   }
   signals.cancel();
   if (background.joinable()) background.join();
+  // Running ffmpegs are killed; their jobs are redone after a restart.
+  if (pipeline) pipeline->Stop();
   if (blocking) blocking->join();
   io.stop();
   for (auto& t : io_threads) t.join();

@@ -500,7 +500,11 @@ TEST_F(RepositoryTest, ToJsonFieldsAndUrls) {
   EXPECT_TRUE(j["hls_url"].is_null());
   EXPECT_TRUE(j["thumbnail_url"].is_null());
   EXPECT_EQ(j["watch_url"], "/watch/vid1");
-  EXPECT_EQ(j.size(), 16u);
+  EXPECT_TRUE(j["media_status"].is_null());
+  EXPECT_TRUE(j["progress"].is_null());
+  EXPECT_TRUE(j["poster_urls"].is_null());
+  EXPECT_TRUE(j["sprite_vtt_url"].is_null());
+  EXPECT_EQ(j.size(), 20u);
 
   clock_.Advance(1500ms);
   auto failed = repo_.Update(
@@ -512,6 +516,35 @@ TEST_F(RepositoryTest, ToJsonFieldsAndUrls) {
   EXPECT_EQ(j["updated_at"], "2023-11-14T22:13:21.500Z");
   EXPECT_EQ(j["original_url"], "/media/vid1/original");
   EXPECT_TRUE(j["upload_url"].is_null());
+}
+
+TEST_F(RepositoryTest, ToJsonExposesTheMediaPipelineState) {
+  MustCreate("vid1", "Shown");
+  auto v = repo_.Update("vid1", VideoPatch{.status = VideoStatus::kReady,
+                                           .media = json{{"status", "processing"}, {"progress", 42}}});
+  ASSERT_OK(v);
+  json j = ToJson(*v);
+  EXPECT_EQ(j["status"], "ready");  // the original plays
+  EXPECT_EQ(j["media_status"], "processing");
+  EXPECT_EQ(j["progress"], 42);
+  EXPECT_TRUE(j["hls_url"].is_null());
+  EXPECT_TRUE(j["error"].is_null());
+
+  v = repo_.Update("vid1", VideoPatch{.media = json{{"status", "ready"}, {"progress", 100}, {"hls", true},
+                                                    {"thumbs", true}}});
+  ASSERT_OK(v);
+  j = ToJson(*v);
+  EXPECT_EQ(j["media_status"], "ready");
+  EXPECT_EQ(j["hls_url"], "/media/vid1/hls/master.m3u8");
+  EXPECT_EQ(j["thumbnail_url"], "/media/vid1/thumbs/poster_large.jpg");
+  EXPECT_EQ(j["poster_urls"]["small"], "/media/vid1/thumbs/poster_small.jpg");
+  EXPECT_EQ(j["sprite_vtt_url"], "/media/vid1/thumbs/sprite.vtt");
+
+  v = repo_.Update("vid1", VideoPatch{.media = json{{"status", "failed"}, {"error", "The file has no video track."}}});
+  ASSERT_OK(v);
+  j = ToJson(*v);
+  EXPECT_EQ(j["media_status"], "failed");
+  EXPECT_EQ(j["error"], "The file has no video track.");
 }
 
 TEST(VideoStatus, RoundTrips) {

@@ -731,6 +731,22 @@ Result<std::string> VideoRepository::Fingerprint(const std::string& id) {
 
 json ToJson(const Video& v) {
   const bool uploading = v.status == VideoStatus::kUploading;
+  // The media pipeline's state lives in `media` (see docs/api.md); the
+  // convenience fields below are derived from it.
+  const json media = v.media.is_object() ? v.media : json::object();
+  auto media_string = [&](const char* key) -> json {
+    auto it = media.find(key);
+    return it != media.end() && it->is_string() ? *it : json(nullptr);
+  };
+  auto media_flag = [&](const char* key) {
+    auto it = media.find(key);
+    return it != media.end() && it->is_boolean() && it->get<bool>();
+  };
+  json progress = nullptr;
+  if (auto it = media.find("progress"); it != media.end() && it->is_number()) progress = *it;
+  json error = v.error.empty() ? media_string("error") : json(v.error);
+  const std::string base = "/media/" + v.id;
+  const bool thumbs = media_flag("thumbs");
   return json{
       {"id", v.id},
       {"title", v.title},
@@ -739,14 +755,20 @@ json ToJson(const Video& v) {
       {"content_type", v.content_type},
       {"size", v.size},
       {"status", ToString(v.status)},
-      {"error", v.error.empty() ? json(nullptr) : json(v.error)},
+      {"error", error},
+      {"media_status", media_string("status")},
+      {"progress", progress},
       {"created_at", FormatRfc3339(v.created_at_ms * 1'000'000)},
       {"updated_at", FormatRfc3339(v.updated_at_ms * 1'000'000)},
-      {"media", v.media.is_object() ? v.media : json::object()},
+      {"media", media},
       {"original_url", uploading ? json(nullptr) : json("/media/" + v.id + "/original")},
       {"upload_url", uploading ? json("/files/" + v.id) : json(nullptr)},
-      {"hls_url", nullptr},
-      {"thumbnail_url", nullptr},
+      {"hls_url", media_flag("hls") ? json(base + "/hls/master.m3u8") : json(nullptr)},
+      {"thumbnail_url", thumbs ? json(base + "/thumbs/poster_large.jpg") : json(nullptr)},
+      {"poster_urls", thumbs ? json{{"large", base + "/thumbs/poster_large.jpg"},
+                                    {"small", base + "/thumbs/poster_small.jpg"}}
+                             : json(nullptr)},
+      {"sprite_vtt_url", thumbs ? json(base + "/thumbs/sprite.vtt") : json(nullptr)},
       {"watch_url", "/watch/" + v.id},
   };
 }

@@ -90,6 +90,7 @@ std::string HostName(const Config&);
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 constexpr std::string_view kBackends[] = {"local"};
 constexpr std::string_view kDiscoveries[] = {"avahi", "mdns", "static"};
+constexpr std::string_view kRungs[] = {"1080", "720", "480", "360", "240"};
 
 // Display order (that of Config). One line per key.
 // clang-format off
@@ -126,6 +127,11 @@ constexpr Key kKeys[] = {
     {.name = "NOTEPAD_AUTO_SYNC", .kind = Kind::kBool, .field = &Config::notepad_auto_sync},
     {.name = "NOTEPAD_MAX_SIZE_MB", .kind = Kind::kUint, .field = &Config::notepad_max_size_mb, .min = 1, .max = 1024},
     {.name = "NOTEPAD_RESTORE_DAYS", .kind = Kind::kUint, .field = &Config::notepad_restore_days, .min = 1, .max = 3650},
+    {.name = "MEDIA_WORKERS", .kind = Kind::kUint, .field = &Config::media_workers, .min = 0, .max = 256},
+    {.name = "MEDIA_MAX_HEIGHT", .kind = Kind::kUint, .field = &Config::media_max_height, .min = 144, .max = 8640},
+    {.name = "MEDIA_MAX_DURATION_S", .kind = Kind::kUint, .field = &Config::media_max_duration_s, .min = 1, .max = 604800},
+    {.name = "MEDIA_LADDER", .kind = Kind::kChoiceList, .field = &Config::media_ladder, .choices = kRungs},
+    {.name = "MEDIA_JOB_TIMEOUT_S", .kind = Kind::kUint, .field = &Config::media_job_timeout_s, .min = 10, .max = 604800},
 };
 // clang-format on
 

@@ -65,6 +65,12 @@ struct Config {
   bool notepad_auto_sync = true;            // NOTEPAD_AUTO_SYNC
   uint32_t notepad_max_size_mb = 100;       // NOTEPAD_MAX_SIZE_MB, 1..1024
   uint32_t notepad_restore_days = 30;       // NOTEPAD_RESTORE_DAYS: deleted notes restorable, 1..3650
+  // media pipeline
+  uint32_t media_workers = 0;               // MEDIA_WORKERS, 0..256: concurrent jobs; 0 = max(1, cores / 2)
+  uint32_t media_max_height = 2160;         // MEDIA_MAX_HEIGHT, 144..8640: larger videos (short side) are refused
+  uint32_t media_max_duration_s = 21600;    // MEDIA_MAX_DURATION_S, 1..604800 (6 h): longer videos are refused
+  std::string media_ladder = "1080,720,480,360,240";  // MEDIA_LADDER: comma list of 1080|720|480|360|240
+  uint32_t media_job_timeout_s = 3600;      // MEDIA_JOB_TIMEOUT_S, 10..604800: one ffmpeg run's wall-clock limit
 };
 
 // Where a value came from, for `stream-hub config`.

@@ -130,10 +130,10 @@ TEST_F(ConfigTest, DefaultsAreThoseDocumentedInTheHeader) {
 
 TEST_F(ConfigTest, KeyNamesListEveryKeyOnceInDisplayOrder) {
   const std::vector<std::string>& names = KeyNames();
-  ASSERT_EQ(names.size(), 32u);
+  ASSERT_EQ(names.size(), 37u);
   EXPECT_EQ(names.front(), "HTTP_BIND");
   EXPECT_EQ(names[1], "HTTP_PORT");
-  EXPECT_EQ(names.back(), "NOTEPAD_RESTORE_DAYS");
+  EXPECT_EQ(names.back(), "MEDIA_JOB_TIMEOUT_S");
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
   const Loaded l = MustLoad();
   EXPECT_EQ(l.origins.size(), names.size());
@@ -313,7 +313,8 @@ TEST_F(ConfigTest, EveryIntegerKeyAcceptsItsRangeAndNothingOutside) {
        {Range{"HTTP_PORT", 1, 65535}, Range{"P2P_PORT", 1, 65535},
         Range{"MAX_UPLOAD_SIZE_MB", 1, 16777216}, Range{"UPLOAD_EXPIRY_HOURS", 1, 8760},
         Range{"DELETE_GRACE_MINUTES", 0, 10080}, Range{"RESCAN_INTERVAL_S", 1, 3600},
-        Range{"P2P_HEARTBEAT_INTERVAL", 1, 300}, Range{"NOTEPAD_MAX_SIZE_MB", 1, 1024}, Range{"NOTEPAD_RESTORE_DAYS", 1, 3650}}) {
+        Range{"P2P_HEARTBEAT_INTERVAL", 1, 300}, Range{"NOTEPAD_MAX_SIZE_MB", 1, 1024}, Range{"NOTEPAD_RESTORE_DAYS", 1, 3650},
+        Range{"MEDIA_MAX_HEIGHT", 144, 8640}, Range{"MEDIA_JOB_TIMEOUT_S", 10, 604800}}) {
     const std::string range = std::to_string(r.min) + ".." + std::to_string(r.max);
     EXPECT_TRUE(EnvAccepted(r.key, std::to_string(r.min))) << r.key;
     EXPECT_TRUE(EnvAccepted(r.key, std::to_string(r.max))) << r.key;

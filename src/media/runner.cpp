@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -58,7 +59,8 @@ std::string ResolveProgram(const std::string& name) {
 
 // In the child between fork and execve: async-signal-safe calls only.
 [[noreturn]] void ChildExec(const char* path, char* const* argv, const char* cwd,
-                            const ProcessLimits& limits, int out_w, int err_w, int status_w) {
+                            const ProcessLimits& limits, int out_w, int err_w, int status_w,
+                            pid_t parent) {
   auto fail = [&](int step) {
     int payload[2] = {step, errno};
     ssize_t ignored = ::write(status_w, payload, sizeof payload);
@@ -66,6 +68,11 @@ std::string ResolveProgram(const std::string& name) {
     ::_exit(127);
   };
   if (::setpgid(0, 0) != 0) fail(1);
+  // A hub killed with SIGKILL cannot kill its group: the kernel does it for
+  // us (the job is redone after the restart). Fires when the forking thread
+  // ends, which is the thread waiting for this child.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s) {
@@ -144,11 +151,12 @@ class RealProcessRunner final : public ProcessRunner {
     Fd status_r(p[0]), status_w(p[1]);
 
     const auto start = Clock::now();
+    const pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) return SpawnError("fork");
     if (pid == 0) {
       ChildExec(path.c_str(), argv.data(), spec.working_dir.empty() ? nullptr : spec.working_dir.c_str(),
-                spec.limits, out_w.get(), err_w.get(), status_w.get());
+                spec.limits, out_w.get(), err_w.get(), status_w.get(), parent);
     }
     // Also from the parent, so that a kill(-pid) right after fork reaches it.
     ::setpgid(pid, pid);
