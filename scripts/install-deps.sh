@@ -5,8 +5,9 @@
 # start-up blocked by policy-rc.d.
 #   scripts/install-deps.sh          build + run
 #   scripts/install-deps.sh --test   also what the tests and benchmarks use
-# Both run `npm ci` in web/editor: the notepad's editor (CodeMirror 6) is
-# bundled from npm packages by esbuild at build time (web/CMakeLists.txt).
+# Both run `npm ci` in web/editor and web/player: the notepad's editor
+# (CodeMirror 6) and the watch page's HLS player (hls.js) are bundled from npm
+# packages by esbuild at build time (web/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +40,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm packages of web/editor, exactly as its package-lock.json says; skipped
+# npm packages of web/editor and web/player, exactly as each package-lock.json says; skipped
 # when node_modules already holds those versions.
 lock_matches() { # dir: node_modules has every non-optional package of the lock, at its version
   (cd "$1" && [[ -d node_modules ]] && node -e '
@@ -55,6 +56,10 @@ lock_matches() { # dir: node_modules has every non-optional package of the lock,
 if ! lock_matches web/editor; then
   echo "install-deps: npm ci in web/editor"
   (cd web/editor && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if ! lock_matches web/player; then
+  echo "install-deps: npm ci in web/player"
+  (cd web/player && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [[ "${1:-}" == "--test" ]]; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The browser test against a real stream-hub: starts the given executable on a
 # free loopback port with its own directories, makes the test clips with
-# ffmpeg, runs ui.test.mjs and notes.test.mjs (node --test, one after the
-# other, against this one hub), and stops the hub by its PID.
+# ffmpeg, runs ui.test.mjs, notes.test.mjs and watch.test.mjs (node --test,
+# one after the other, against this one hub), and stops the hub by its PID.
 #   tests/e2e/run.sh [path/to/stream-hub]      (default: build/stream-hub)
 # KEEP=1 keeps the hub's directory (logs, data) for a look afterwards.
 set -euo pipefail
@@ -47,8 +47,11 @@ clip() { # out seconds extra-x264-args...
 }
 clip "$HOME_DIR/clip.mp4" 10
 clip "$HOME_DIR/clip-large.mp4" 36 -preset ultrafast -qp 0   # ~75 MB: several 32 MiB tus chunks
+# watch.test.mjs: 8 s, 640x360, H.264/AAC (the pipeline makes 360p and 240p of it).
+ffmpeg -nostdin -y -loglevel error -f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i sine=frequency=440 \
+  -t 8 -c:v libx264 -pix_fmt yuv420p -c:a aac -movflags +faststart "$HOME_DIR/clip-watch.mp4"
 
 cd "$HERE"
 [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --loglevel=error
 HUB_URL="http://127.0.0.1:$PORT" HUB_TOKEN="$TOKEN" HUB_CLIP="$HOME_DIR/clip.mp4" HUB_CLIP_LARGE="$HOME_DIR/clip-large.mp4" \
-  node --test --test-concurrency=1 ui.test.mjs notes.test.mjs
+  HUB_WATCH_CLIP="$HOME_DIR/clip-watch.mp4" node --test --test-concurrency=1 ui.test.mjs notes.test.mjs watch.test.mjs

@@ -19,8 +19,14 @@ function card(v) {
           : h('span.play')),
       h('div.card-body',
         h('h2.card-title', displayTitle(v)),
-        h('p.meta', statusBadge(v.status), h('span', formatBytes(v.size)), v.created_at ? timeEl(v.created_at) : null),
-        v.status === 'failed' && v.error ? h('p.card-error', v.error) : null)));
+        h('p.meta', statusBadge(v.status), mediaBadge(v), h('span', formatBytes(v.size)), v.created_at ? timeEl(v.created_at) : null),
+        (v.status === 'failed' || v.media_status === 'failed') && v.error ? h('p.card-error', v.error) : null)));
+}
+
+// The pipeline's progress, live (cards are redrawn on every event): "processing 42%".
+export function mediaBadge(v) {
+  if (v.status !== 'ready' || !['queued', 'processing'].includes(v.media_status)) return null;
+  return h('span.badge.s-processing.media-progress', `processing ${v.progress ?? 0}%`);
 }
 
 // Where a card from a live event goes: the order of the server's sorts.

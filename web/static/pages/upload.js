@@ -2,7 +2,7 @@
 // its own title, progress, speed, pause/resume/cancel. Uploads live at module
 // level, so they go on while the person browses other pages.
 
-import { api, session, videoPath } from '../api.js';
+import { api, onVideoEvent, session, videoPath } from '../api.js';
 import { h, svg, formatBytes, timeEl, pageTitle, notice } from '../util.js';
 import { TusUpload, fingerprint, previousUpload, storedUploads, forget, terminate } from '../tus.js';
 
@@ -145,8 +145,13 @@ class Item {
     this.doneEl.hidden = st !== 'done';
     if (st === 'done') {
       const v = this.video;
+      // The pipeline's state, live from /api/events: "processing 42%", then "ready" (or why it failed).
+      const ms = v?.media_status;
+      const media = !v ? '' : v.status !== 'ready' ? (v.status === 'processing' ? 'still processing' : v.status)
+        : ms === 'queued' || ms === 'processing' ? `processing ${v.progress ?? 0}%`
+          : ms === 'failed' ? `processing failed: ${v.error || 'unknown error'}` : 'ready';
       this.doneEl.replaceChildren('Uploaded. ', h('a', { href: v?.watch_url || `/watch/${encodeURIComponent(u.id)}` }, `Watch “${v?.title || this.title.value}”`),
-        v && v.status !== 'ready' ? ` (${v.status === 'processing' ? 'still processing' : v.status})` : '');
+        ...(media ? [' — ', h('span.media-state', media)] : []));
     }
   }
 }
@@ -224,12 +229,25 @@ export function render(main) {
 
   draw();
   const unsubscribe = session.subscribe(draw);
+  // Finished uploads follow their video's processing without a reload.
+  const unsubVideos = onVideoEvent((ev) => {
+    for (const it of items) {
+      if (it.state !== 'done' || !it.upload) continue;
+      if (ev === 'resync') {
+        api(videoPath(it.upload.id)).then((v) => { it.video = v; it.update(); }).catch(() => {});
+      } else if (ev.id === it.upload.id && ev.video) {
+        it.video = ev.video;
+        it.update();
+      }
+    }
+  });
   // A file dropped next to the drop area must not replace the page.
   const block = (e) => e.preventDefault();
   window.addEventListener('dragover', block);
   window.addEventListener('drop', block);
   return () => {
     unsubscribe();
+    unsubVideos();
     window.removeEventListener('dragover', block);
     window.removeEventListener('drop', block);
     listEl = null;
