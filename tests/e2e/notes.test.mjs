@@ -6,22 +6,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OUT = path.join(HERE, 'out');
-const BASE = (process.env.HUB_URL || '').replace(/\/+$/, '');
-const TOKEN = process.env.HUB_TOKEN || '';
-const SKIP = !BASE || !TOKEN ? 'set HUB_URL and HUB_TOKEN to a running stream-hub' : false;
-
-// Exactly the flags of shared/TESTING.md (Chromium + Playwright), as in ui.test.mjs.
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'];
-
-const RUN = `${Date.now().toString(36)}${crypto.randomBytes(2).toString('hex')}`;
+import { OUT, BASE, TOKEN, SKIP, RUN, hub, launchChromium } from './common.mjs';
 const TITLE = `E2E note ${RUN}`;
 const START_TEXT = 'First line of the note.\n\nLast line 😀 of the note.';
 // Typed at the same time: at the start and at the end, then both at one place.
@@ -30,10 +16,6 @@ const S2 = ' Zulu yankee xray whiskey.';
 const S3 = 'One two three four five. ';
 const S4 = 'Six seven eight nine ten. ';
 
-async function hub(pathname, init = {}) {
-  const headers = { Authorization: `Bearer ${TOKEN}`, ...(init.headers || {}) };
-  return fetch(BASE + pathname, { ...init, headers });
-}
 async function serverText(id) {
   const res = await hub(`/api/notes/${encodeURIComponent(id)}`);
   assert.equal(res.status, 200);
@@ -84,7 +66,7 @@ describe('community notepad', { skip: SKIP }, () => {
 
   before(async () => {
     fs.mkdirSync(OUT, { recursive: true });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     ctxA = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
     ctxB = await browser.newContext({ viewport: { width: 1100, height: 800 }, colorScheme: 'dark' });
     // Bob chose his name on an earlier visit; Ann is asked on the page.

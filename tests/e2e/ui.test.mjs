@@ -9,21 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OUT = path.join(HERE, 'out');
-const BASE = (process.env.HUB_URL || '').replace(/\/+$/, '');
-const TOKEN = process.env.HUB_TOKEN || '';
-const SKIP = !BASE || !TOKEN ? 'set HUB_URL and HUB_TOKEN to a running stream-hub' : false;
-
-// Exactly the flags of shared/TESTING.md (Chromium + Playwright).
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'];
-
-const RUN = `${Date.now().toString(36)}${crypto.randomBytes(2).toString('hex')}`;
+import { OUT, BASE, TOKEN, SKIP, RUN, hub, launchChromium } from './common.mjs';
 const TITLE = `E2E clip ${RUN}`;
 
 function clip(envName, file, seconds, extra) {
@@ -38,10 +25,6 @@ function clip(envName, file, seconds, extra) {
 }
 
 const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
-async function hub(pathname, init = {}) {
-  const headers = { Authorization: `Bearer ${TOKEN}`, ...(init.headers || {}) };
-  return fetch(BASE + pathname, { ...init, headers });
-}
 
 describe('web UI', { skip: SKIP }, () => {
   let browser, context, page, clipPath, largePath, watchHref, videoId;
@@ -51,7 +34,7 @@ describe('web UI', { skip: SKIP }, () => {
     fs.mkdirSync(OUT, { recursive: true });
     clipPath = clip('HUB_CLIP', 'clip.mp4', 10, []);
     largePath = clip('HUB_CLIP_LARGE', 'clip-large.mp4', 16, ['-preset', 'ultrafast', '-qp', '0']);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
     page = await context.newPage();
     page.setDefaultTimeout(20_000);

@@ -9,23 +9,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OUT = path.join(HERE, 'out');
-const BASE = (process.env.HUB_URL || '').replace(/\/+$/, '');
-const TOKEN = process.env.HUB_TOKEN || '';
-const SKIP = !BASE || !TOKEN ? 'set HUB_URL and HUB_TOKEN to a running stream-hub' : false;
-
-// Exactly the flags of shared/TESTING.md (Chromium + Playwright), as in ui.test.mjs.
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'];
-
-const RUN = `${Date.now().toString(36)}${crypto.randomBytes(2).toString('hex')}`;
+import { OUT, BASE, TOKEN, SKIP, RUN, hub, launchChromium } from './common.mjs';
 const TITLE = `Watch clip ${RUN}`;
 
 function makeClip() {
@@ -37,7 +23,6 @@ function makeClip() {
   return out;
 }
 
-const hub = (p, init = {}) => fetch(BASE + p, { ...init, headers: { Authorization: `Bearer ${TOKEN}`, ...(init.headers || {}) } });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The page's own parsing, for the expected preview positions.
@@ -60,7 +45,7 @@ describe('watch page (HLS)', { skip: SKIP }, () => {
     fs.mkdirSync(OUT, { recursive: true });
     clipPath = makeClip();
     if (!process.env.HUB_WATCH_CLIP) ownClip = clipPath;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
     page.setDefaultTimeout(20_000);
