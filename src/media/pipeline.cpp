@@ -295,10 +295,30 @@ Result<void> Pipeline::RunProbe(Running &r) {
   if (!info.ok())
     return info.error();
   HUB_TRY(CheckPlayable(*info, options_.limits));
+  HUB_TRY(CheckTail(r, *info));
   auto w = streams_.WriteAtomic(r.claim.work_dir + "/ffprobe.json", out);
   if (!w.ok())
     return MakeError(errc::storage, w.error().message);
   return Ok();
+}
+
+Result<void> Pipeline::CheckTail(Running &r, const MediaInfo &info) {
+  std::string tail;
+  auto res = RunFfmpeg(
+      r, TailArgs(options_.ffprobe, options_.original_path(r.video_id), info.duration_s),
+      [&](std::string_view line) {
+        if (tail.size() + line.size() < options_.max_probe_bytes) {
+          tail.append(line);
+          tail.push_back('\n');
+        }
+      });
+  if (!res.ok())
+    return res.error();
+  if (res->end != ProcessEnd::kExited)
+    return Failed("ffprobe", *res);
+  // A non-zero exit without "partial file" is not evidence of a cut: the
+  // encoders decide then.
+  return CheckComplete(info, tail, res->stderr_tail, info.size_bytes);
 }
 
 Result<void> Pipeline::RunThumbnails(Running &r, const MediaInfo &info) {
@@ -373,7 +393,8 @@ Result<void> Pipeline::RunCopy(Running &r, const MediaInfo &info) {
     return res.error();
   if (!res->success())
     return Failed("ffmpeg (copy)", *res);
-  return ValidateDir(r.claim.work_dir, copy.name, info.duration_s, false);
+  return Explain(ValidateDir(r.claim.work_dir, copy.name, info.duration_s, false),
+                 r.claim.work_dir);
 }
 
 Result<void> Pipeline::RunLadder(Running &r, const MediaInfo &info) {
@@ -396,8 +417,26 @@ Result<void> Pipeline::RunLadder(Running &r, const MediaInfo &info) {
   if (!res->success())
     return Failed("ffmpeg (ladder)", *res);
   for (const auto &rend : plan)
-    HUB_TRY(ValidateDir(r.claim.work_dir, rend.name, info.duration_s, true));
+    HUB_TRY(Explain(ValidateDir(r.claim.work_dir, rend.name, info.duration_s, true),
+                    r.claim.work_dir));
   return Ok();
+}
+
+Result<void> Pipeline::Explain(Result<void> validation, const std::string &work) {
+  if (validation.ok())
+    return validation;
+  // ffmpeg's HLS muxer exits 0 and says nothing when a write fails with
+  // ENOSPC (it leaves a short segment and an empty playlist), so a rendition
+  // that does not validate may just be a full disk: find out by writing.
+  static const std::string kProbe(1 << 20, '\0');
+  const std::string path = work + "/.space-check";
+  auto w = streams_.WriteAtomic(path, kProbe);
+  (void)streams_.Remove(path);
+  if (!w.ok() && w.code() == storage::errc::no_space)
+    return MakeError(errc::storage,
+                     "The streams storage (STREAMS_DIR) is full: ffmpeg could not write the "
+                     "rendition. The job is retried later; free some space.");
+  return validation;
 }
 
 Result<void> Pipeline::WriteMaster(const std::string &id) {

@@ -114,6 +114,8 @@ private:
   void HeartbeatLoop();
   Result<void> RunJob(Running &r);
   Result<void> RunProbe(Running &r);
+  Result<void> CheckTail(Running &r, const MediaInfo &info);
+  Result<void> Explain(Result<void> validation, const std::string &work);
   Result<void> RunThumbnails(Running &r, const MediaInfo &info);
   Result<void> RunCopy(Running &r, const MediaInfo &info);
   Result<void> RunLadder(Running &r, const MediaInfo &info);

@@ -32,6 +32,16 @@ public:
     const auto &a = spec.argv;
     ProcessResult ok;
     ok.exit_code = 0;
+    if (a[0] == "ffprobe" &&
+        std::find(a.begin(), a.end(), "-read_intervals") != a.end()) {
+      // The tail of the 86,944-byte clip of h264_aac.ffprobe.json (or a cut one).
+      ProcessResult r = ok;
+      if (cut)
+        r.stderr_tail = "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x1] stream 0, offset 0x7a120: partial file\n";
+      else
+        spec.on_stdout_line("1.960000,1000,200");
+      return r;
+    }
     if (a[0] == "ffprobe") {
       if (unreadable) {
         ProcessResult r;
@@ -84,6 +94,7 @@ public:
   }
 
   bool unreadable = false;
+  bool cut = false;  // the upload stops after the MP4 index
   std::function<std::optional<Result<ProcessResult>>(const ProcessSpec &)>
       on_ladder;
 
@@ -130,7 +141,8 @@ protected:
     std::vector<std::string> out;
     for (const auto &c : runner_.calls()) {
       if (c[0] == "ffprobe")
-        out.push_back("probe");
+        out.push_back(std::find(c.begin(), c.end(), "-read_intervals") != c.end() ? "tail"
+                                                                                : "probe");
       else if (std::find(c.begin(), c.end(), "libx264") != c.end())
         out.push_back("ladder");
       else if (std::find(c.begin(), c.end(), "copy") != c.end())
@@ -164,7 +176,8 @@ TEST_F(PipelineTest, UploadBecomesCopyThenLadderThenReady) {
   auto kinds = Kinds();
   ASSERT_GE(kinds.size(), 4u);
   EXPECT_EQ(kinds[0], "probe");
-  EXPECT_EQ(kinds[1], "copy"); // playable within seconds, before the ladder
+  EXPECT_EQ(kinds[1], "tail");
+  EXPECT_EQ(kinds[2], "copy"); // playable within seconds, before the ladder
   EXPECT_EQ(kinds.back(), "ladder");
 
   json m = Media("vid1");
@@ -227,6 +240,19 @@ TEST_F(PipelineTest, UnreadableFileFailsWithASentenceAndIsNotRetried) {
   clock_.Advance(1h);
   EXPECT_EQ(Drain(), 0);
   EXPECT_EQ(runner_.calls().size(), 1u);
+}
+
+TEST_F(PipelineTest, FileCutAfterItsIndexFailsAtOnceAsIncomplete) {
+  fake_.cut = true;
+  ASSERT_TRUE(pipeline_.Submit("cut").ok());
+  EXPECT_EQ(Drain(), 1);
+  json m = Media("cut");
+  EXPECT_EQ(m["status"], "failed");
+  EXPECT_TRUE(m["error"].get<std::string>().starts_with("The file is incomplete"))
+      << m;
+  clock_.Advance(1h);
+  EXPECT_EQ(Drain(), 0);
+  EXPECT_EQ(Kinds(), (std::vector<std::string>{"probe", "tail"}));
 }
 
 TEST_F(PipelineTest, ProgressIsThrottledToOnePerSecondAndWholePercents) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
@@ -203,6 +204,41 @@ Result<void> CheckPlayable(const MediaInfo& info, const MediaLimits& limits) {
                          ". Split it into parts and upload them separately.");
   }
   return Ok();
+}
+
+std::vector<std::string> TailArgs(const std::string& ffprobe, const std::string& input_path,
+                                  double duration_s) {
+  char start[32];
+  std::snprintf(start, sizeof start, "%.3f%%", duration_s > 1 ? duration_s - 1 : 0.0);
+  return {ffprobe, "-v", "error", "-protocol_whitelist", "file", "-read_intervals", start,
+          "-show_entries", "packet=pts_time,pos,size", "-of", "csv=p=0", input_path};
+}
+
+Result<void> CheckComplete(const MediaInfo& info, std::string_view tail_csv,
+                           std::string_view tail_stderr, int64_t file_size) {
+  bool cut = tail_stderr.find("partial file") != std::string_view::npos;
+  double reached = 0;
+  size_t at = 0;
+  while (at < tail_csv.size()) {
+    size_t end = tail_csv.find('\n', at);
+    if (end == std::string_view::npos) end = tail_csv.size();
+    std::string line(tail_csv.substr(at, end - at));
+    at = end + 1;
+    double pts = 0;
+    long long pos = -1, size = 0;
+    // Fields may be "N/A" (no pts, no position): such lines say nothing.
+    if (std::sscanf(line.c_str(), "%lf,%lld,%lld", &pts, &pos, &size) != 3) continue;
+    if (pos >= 0 && size >= 0 && file_size > 0 && pos + size > file_size) cut = true;
+    else reached = std::max(reached, pts);
+  }
+  if (!cut) return Ok();
+  std::string where = reached > 0 ? "it stops at " + detail::SpokenDuration(reached) + " of " +
+                                        detail::SpokenDuration(info.duration_s)
+                                  : "its end is missing";
+  return MakeError(errc::unplayable,
+                   "The file is incomplete: " + where +
+                       ", probably because it was cut short while being copied or uploaded. "
+                       "Upload the whole file again.");
 }
 
 Error UnreadableFileError(std::string_view /*ffprobe_stderr*/) {

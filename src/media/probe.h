@@ -70,6 +70,20 @@ struct MediaLimits {
                                            "theora", "wmv3", "vc1", "h263", "dnxhd"};
 };
 
+// argv for ffprobe listing the packets of the last second of the file (one
+// seek through the container's index, no decoding): a file cut short after
+// its index — a +faststart MP4 whose upload was truncated — probes fine but
+// cannot supply them. Output: "pts_time,pos,size" lines.
+std::vector<std::string> TailArgs(const std::string& ffprobe, const std::string& input_path,
+                                  double duration_s);
+
+// Ok unless TailArgs' output (`tail_csv`, `tail_stderr`) shows the file ends
+// before its index says: a packet past `file_size`, or ffprobe's "partial
+// file". Otherwise errc::unplayable (permanent): "The file is incomplete: it
+// stops at 4 seconds of 8 seconds; ... Upload the whole file again."
+Result<void> CheckComplete(const MediaInfo& info, std::string_view tail_csv,
+                           std::string_view tail_stderr, int64_t file_size);
+
 // Ok when the ladder can turn `info` into HLS; otherwise errc::unplayable
 // with the reason in words, e.g. "The file has no video track; audio-only
 // files are not supported."

@@ -241,5 +241,35 @@ TEST_F(RealProbeTest, ProbesAGeneratedClipAndATextFile) {
   EXPECT_EQ(parsed.code(), errc::unplayable);
 }
 
+// Captured from the real ffprobe (TailArgs) on an 8 s +faststart MP4 of
+// 810,800 bytes and on its first 405,400 bytes.
+TEST(ProbeTest, FileCutAfterItsIndexIsIncomplete) {
+  MediaInfo info = Video(320, 240, 8);
+  const char* whole = "7.960000,806190,4228\n7.964444,810418,185\n7.987664,810603,197\n";
+  EXPECT_TRUE(CheckComplete(info, whole, "", 810800).ok());
+  const char* cut = "3.970612,402899,198\n3.993832,403097,200\n4.000000,403297,2103\n";
+  const char* err =
+      "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5567d35078c0] stream 1, offset 0x63647: partial file\n";
+  auto r = CheckComplete(info, cut, err, 405400);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), errc::unplayable);
+  EXPECT_NE(r.error().message.find("incomplete: it stops at 4 s of 8 s"), std::string::npos)
+      << r.error().message;
+  // Either sign alone is enough: a packet past the end, or ffprobe's words.
+  EXPECT_FALSE(CheckComplete(info, "4.0,405000,2103\n", "", 405400).ok());
+  EXPECT_FALSE(CheckComplete(info, "", err, 405400).ok());
+  // Unknown positions and sizes prove nothing.
+  EXPECT_TRUE(CheckComplete(info, "N/A,N/A,N/A\n7.9,N/A,100\n", "", 405400).ok());
+}
+
+TEST(ProbeTest, TailArgsSeekToTheLastSecond) {
+  auto a = TailArgs("ffprobe", "/in.mp4", 8.5);
+  EXPECT_NE(std::find(a.begin(), a.end(), "7.500%"), a.end());
+  EXPECT_EQ(a.back(), "/in.mp4");
+  EXPECT_NE(std::find(a.begin(), a.end(), "file"), a.end());
+  auto b = TailArgs("ffprobe", "/in.mp4", 0.4);
+  EXPECT_NE(std::find(b.begin(), b.end(), "0.000%"), b.end());
+}
+
 }  // namespace
 }  // namespace hub::media

@@ -43,6 +43,8 @@ class Hub:
         self.proc = None
 
     def start(self, wait=True):
+        if getattr(self, "log", None):
+            self.log.close()  # a restart: the child keeps its own descriptor
         self.log = open(os.path.join(self.home, "stderr.log"), "ab")
         self.proc = subprocess.Popen([BINARY, "serve"], env=self.env, stdout=self.log, stderr=self.log,
                                      cwd=self.home)
@@ -78,6 +80,9 @@ class Hub:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
         return self.proc.returncode if self.proc else None
 
     def cleanup(self):
