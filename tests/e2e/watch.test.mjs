@@ -192,6 +192,31 @@ describe('watch page (HLS)', { skip: SKIP }, () => {
     await page.locator('.player .seek-preview').waitFor({ state: 'hidden' });
   });
 
+  it('falls back to the original through range requests when HLS fails for good', { timeout: 60_000 }, async () => {
+    // A separate page whose every HLS request fails (as when the streams storage is lost): hls.js
+    // gives up, the page plays original_url, and the browser fetches it with Range requests.
+    const context = await browser.newContext();
+    const broken = await context.newPage();
+    broken.setDefaultTimeout(20_000);
+    const ranges = [];
+    await broken.route('**/media/*/hls/**', (route) => route.fulfill({ status: 503, body: 'storage lost' }));
+    broken.on('request', (r) => { if (r.url().endsWith('/original') && r.headers().range) ranges.push(r.headers().range); });
+    try {
+      await broken.goto(`${BASE}/watch/${encodeURIComponent(id)}`);
+      const v = broken.locator('.player video[data-engine="original"]');
+      await v.waitFor({ state: 'attached', timeout: 30_000 });
+      assert.equal(await v.evaluate((el) => new URL(el.src).pathname), new URL(video.original_url, BASE).pathname);
+      await v.evaluate((el) => { el.muted = true; return el.play(); });
+      await broken.waitForFunction(() => document.querySelector('.player video').currentTime > 1, null, { timeout: 20_000 });
+      await v.evaluate((el) => { el.currentTime = 6; });
+      await broken.waitForFunction(() => document.querySelector('.player video').currentTime > 6.3, null, { timeout: 20_000 });
+      assert.ok(ranges.length > 0, 'the original was fetched with Range requests');
+      assert.equal(await v.evaluate((el) => el.error), null);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('left no console or page errors', () => {
     assert.deepEqual(problems, []);
   });
