@@ -244,7 +244,11 @@ void App::Impl::Sweep() {
     auto v = repo->GetIncludingDeleted(id);
     if (!v) continue;
     if (v->deleted) {
-      if (auto r = repo->ReclaimIfExpired(id, grace); r && *r) spdlog::info("reclaimed deleted video {}", id);
+      if (auto r = repo->ReclaimIfExpired(id, grace); r && *r) {
+        spdlog::info("reclaimed deleted video {}", id);
+        if (pipeline) (void)pipeline->Forget(id);
+        continue;
+      }
       // Deleted on another node (or while this one was down): its jobs stop,
       // its renditions go at once (they are not part of the grace period).
       if (pipeline && streams_store->Stat(id).ok()) (void)pipeline->Cancel(id);

@@ -353,6 +353,21 @@ Result<void> JobQueue::CancelVideo(const std::string& video_id) {
   return Ok();
 }
 
+Result<void> JobQueue::Forget(const std::string& video_id) {
+  if (!IsValidId(video_id)) return MakeError(errc::bad_output, "invalid video id");
+  auto ids = store_.List(options_.dir);
+  if (!ids.ok()) return ids.code() == serr::not_found ? Ok() : Result<void>(FromStorage(ids.error()));
+  const std::string prefix = video_id + ".";
+  for (const auto& id : *ids) {
+    if (!id.starts_with(prefix)) continue;
+    auto r = store_.RemoveAll(options_.dir + "/" + id);
+    if (!r.ok() && r.code() != serr::not_found) return FromStorage(r.error());
+  }
+  auto m = store_.Remove(options_.dir + "/cancelled/" + video_id);
+  if (!m.ok() && m.code() != serr::not_found) return FromStorage(m.error());
+  return Ok();
+}
+
 Result<JobStatus> JobQueue::Status(const std::string& job_id) {
   auto job = ReadJob(job_id);
   if (!job.ok()) return job.error();

@@ -147,6 +147,10 @@ class JobQueue {
   // Cancel markers for every job of the video (running ones stop at their
   // next Heartbeat); idempotent.
   Result<void> CancelVideo(const std::string& video_id);
+  // Removes every record of the video's jobs and its cancel marker: for a
+  // video whose deletion has been reclaimed (nothing enqueues for it again).
+  // Records of finished jobs of live videos are kept: they say what is done.
+  Result<void> Forget(const std::string& video_id);
 
   const JobQueueOptions& options() const { return options_; }
 

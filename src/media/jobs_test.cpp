@@ -247,6 +247,22 @@ TEST_F(JobsTest, DeletingTheVideoCancelsItsJobs) {
   EXPECT_EQ(list->size(), 2u);
 }
 
+TEST_F(JobsTest, ForgettingAReclaimedVideoRemovesItsRecordsOnly) {
+  ASSERT_TRUE(a_.Enqueue(Ladder("vid1")).ok());
+  ASSERT_TRUE(a_.Enqueue(JobSpec{"vid1", "thumbnails", {}, "vid1/thumbs"}).ok());
+  ASSERT_TRUE(a_.Enqueue(Ladder("vid10")).ok());  // shares a prefix, not the id
+  ASSERT_TRUE(a_.CancelVideo("vid1").ok());
+  ASSERT_TRUE(b_.Forget("vid1").ok());
+  ASSERT_TRUE(b_.Forget("vid1").ok());  // idempotent
+  auto list = a_.ListForVideo("vid1");
+  EXPECT_TRUE(!list.ok() || list->empty());
+  EXPECT_FALSE(Exists(".jobs/vid1.ladder"));
+  EXPECT_FALSE(Exists(".jobs/cancelled/vid1"));
+  EXPECT_TRUE(Exists(".jobs/vid10.ladder"));
+  EXPECT_EQ(MustClaim(a_).job.id, "vid10.ladder");
+  EXPECT_EQ(b_.Forget("../x").code(), errc::bad_output);
+}
+
 TEST(RendezvousTest, SingleNodeOwnsEverything) {
   RendezvousOwnership solo("node-a");
   EXPECT_TRUE(solo.ShouldClaim("vid1.ladder"));

@@ -131,6 +131,11 @@ Result<void> Pipeline::Cancel(const std::string &video_id) {
   return Ok();
 }
 
+Result<void> Pipeline::Forget(const std::string &video_id) {
+  HUB_TRY(Cancel(video_id));
+  return queue_.Forget(video_id);
+}
+
 Result<bool> Pipeline::RunOnce() {
   auto c = queue_.TryClaim();
   if (!c.ok())

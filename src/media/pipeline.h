@@ -88,6 +88,8 @@ public:
   // The video was deleted: cancel its jobs, kill its running ffmpeg, remove
   // its files under the streams store. Idempotent.
   Result<void> Cancel(const std::string &video_id);
+  // The deleted video was reclaimed: drop its job records too.
+  Result<void> Forget(const std::string &video_id);
   // Looks at the video's jobs and queues what comes next, reports the final
   // state when there is one, rewrites the master. Idempotent; used after
   // every job and at start-up / sweeps for videos still processing.
