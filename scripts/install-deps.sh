@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 
 RUN_PKGS=(build-essential cmake ninja-build pkg-config ccache libboost-dev nlohmann-json3-dev
   libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libssl-dev libsodium-dev
-  libgtest-dev libgmock-dev zlib1g-dev ffmpeg nodejs npm)
-TEST_PKGS=(clang libclang-rt-14-dev nginx wrk curl python3 chromium ffmpeg procps iproute2)
+  libgtest-dev libgmock-dev zlib1g-dev libavahi-client-dev ffmpeg nodejs npm)
+TEST_PKGS=(clang libclang-rt-14-dev nginx wrk curl python3 chromium ffmpeg procps iproute2
+  avahi-daemon avahi-utils dbus python3-zeroconf serf)
 
 want=("${RUN_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
