@@ -212,6 +212,10 @@ TEST(ThumbnailTest, SpritePlanAndWebVtt) {
   auto a = SpriteArgs("ffmpeg", "/in", PlanSprite(src, SpriteOptions{}), "/out/sprite_%03d.jpg");
   EXPECT_EQ(After(a, "-filter_complex"), "[0:v:0]fps=1/36.000,scale=w=160:h=90,setsar=1,tile=10x10[sheet]");
   EXPECT_EQ(After(a, "-start_number"), "0");
+  EXPECT_EQ(std::find(a.begin(), a.end(), "-skip_frame"), a.end());
+  auto k = SpriteArgs("ffmpeg", "/in", PlanSprite(src, SpriteOptions{}), "/out/sprite_%03d.jpg", true);
+  EXPECT_EQ(After(k, "-skip_frame"), "nokey");  // an input option: before -i
+  EXPECT_LT(std::find(k.begin(), k.end(), "-skip_frame"), std::find(k.begin(), k.end(), "-i"));
 }
 
 // ---- the real ffmpeg, on small generated clips ----

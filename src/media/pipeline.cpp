@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/ids.h"
 #include "media/playlist.h"
@@ -107,7 +108,7 @@ void Pipeline::ReportProgress(const std::string &id, double percent) {
 
 Result<void> Pipeline::Submit(const std::string &video_id) {
   auto r = Advance(video_id);
-  cv_.notify_all();
+  Wake();
   return r;
 }
 
@@ -187,16 +188,28 @@ Result<bool> Pipeline::RunOnce() {
   }
   if (auto a = Advance(r.video_id); !a.ok())
     spdlog::warn("media: {}: {}", r.video_id, a.error().message);
-  cv_.notify_all();
+  Wake();
   return true;
+}
+
+// New work wakes the idle workers at once (not at their next poll: the
+// poll is for jobs other nodes queue).
+void Pipeline::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    ++wakes_;
+  }
+  cv_.notify_all();
 }
 
 void Pipeline::WorkerLoop() {
   for (;;) {
+    uint64_t seen;
     {
       std::lock_guard lock(mu_);
       if (stopping_)
         return;
+      seen = wakes_;
     }
     auto ran = RunOnce();
     if (ran.ok() && *ran)
@@ -204,7 +217,7 @@ void Pipeline::WorkerLoop() {
     if (!ran.ok())
       spdlog::warn("media: cannot read the job queue: {}", ran.error().message);
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, options_.idle_poll, [&] { return stopping_; });
+    cv_.wait_for(lock, options_.idle_poll, [&] { return stopping_ || wakes_ != seen; });
   }
 }
 
@@ -347,12 +360,23 @@ Result<void> Pipeline::RunThumbnails(Running &r, const MediaInfo &info) {
     return MakeError(errc::bad_output, "ffmpeg wrote no poster image");
   }
   SpritePlan plan = PlanSprite(info, options_.sprite);
-  auto res = RunFfmpeg(r, SpriteArgs(options_.ffmpeg, input, plan,
-                                     Abs(work) + "/sprite_%03d.jpg"));
-  if (!res.ok())
-    return res.error();
-  if (!res->success())
-    return Failed("ffmpeg (sprite)", *res);
+  // Keyframes first (a fraction of the decoding); a source with too few
+  // keyframes for the plan (one every 10 s, or only the first) is decoded
+  // in full.
+  for (bool keyframes_only : {true, false}) {
+    auto res = RunFfmpeg(r, SpriteArgs(options_.ffmpeg, input, plan,
+                                       Abs(work) + "/sprite_%03d.jpg", keyframes_only));
+    if (!res.ok())
+      return res.error();
+    if (!res->success())
+      return Failed("ffmpeg (sprite)", *res);
+    char last[32];
+    std::snprintf(last, sizeof last, "/sprite_%03d.jpg", plan.sheets - 1);
+    if (streams_.Stat(work + "/sprite_000.jpg").ok() && streams_.Stat(work + last).ok())
+      break;
+  }
+  if (!streams_.Stat(work + "/sprite_000.jpg").ok())
+    return MakeError(errc::bad_output, "ffmpeg wrote no sprite sheet");
   auto w = streams_.WriteAtomic(work + "/sprite.vtt",
                                 WebVttSprite(plan, info.duration_s));
   if (!w.ok())
@@ -526,7 +550,7 @@ Result<void> Pipeline::Advance(const std::string &id) {
       return e.error();
     if (*e)
       Report(id, {{"status", "queued"}, {"progress", 0}});
-    cv_.notify_all();
+    Wake();
     return Ok();
   }
   switch (probe->second.state) {
@@ -567,7 +591,7 @@ Result<void> Pipeline::Advance(const std::string &id) {
     queued |= *e;
   }
   if (queued)
-    cv_.notify_all();
+    Wake();
   bool hls = state_of("copy") == JobState::kSucceeded ||
              state_of("ladder") == JobState::kSucceeded;
   if (state_of("thumbnails") == JobState::kSucceeded)

@@ -113,6 +113,7 @@ private:
     std::atomic<bool> cancel{false};
   };
   void WorkerLoop();
+  void Wake();
   void HeartbeatLoop();
   Result<void> RunJob(Running &r);
   Result<void> RunProbe(Running &r);
@@ -143,6 +144,7 @@ private:
   std::condition_variable cv_;
   bool started_ = false;
   bool stopping_ = false;
+  uint64_t wakes_ = 0;  // guarded by mu_: bumped by Wake()
   std::vector<std::thread> threads_;
   std::vector<Running *> running_; // guarded by mu_
   std::map<std::string, std::pair<int64_t, int>>

@@ -211,7 +211,7 @@ std::vector<std::string> TailArgs(const std::string& ffprobe, const std::string&
   char start[32];
   std::snprintf(start, sizeof start, "%.3f%%", duration_s > 1 ? duration_s - 1 : 0.0);
   return {ffprobe, "-v", "error", "-protocol_whitelist", "file", "-read_intervals", start,
-          "-show_entries", "packet=pts_time,pos,size", "-of", "csv=p=0", input_path};
+          "-show_entries", "packet=pts_time,pos,size", "-of", "csv=p=0", "file:" + input_path};
 }
 
 Result<void> CheckComplete(const MediaInfo& info, std::string_view tail_csv,

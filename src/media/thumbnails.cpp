@@ -89,15 +89,24 @@ SpritePlan PlanSprite(const MediaInfo& src, const SpriteOptions& o) {
 }
 
 std::vector<std::string> SpriteArgs(const std::string& ffmpeg, const std::string& input_path,
-                                    const SpritePlan& p, const std::string& pattern) {
+                                    const SpritePlan& p, const std::string& pattern,
+                                    bool keyframes_only) {
   std::string graph = "[0:v:0]fps=1/" + detail::Decimal(p.interval_s, 3) +
                       ",scale=w=" + std::to_string(p.thumb_width) + ":h=" +
                       std::to_string(p.thumb_height) + ",setsar=1,tile=" +
                       std::to_string(p.columns) + "x" + std::to_string(p.rows) + "[sheet]";
-  return {ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats",
-          "-progress", "pipe:1", "-protocol_whitelist", "file", "-i", "file:" + input_path,
-          "-filter_complex", graph, "-map", "[sheet]", "-q:v", "5", "-start_number", "0",
-          pattern};
+  std::vector<std::string> a = {ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                                "-nostats", "-progress", "pipe:1", "-protocol_whitelist", "file"};
+  if (keyframes_only) {
+    a.push_back("-skip_frame");
+    a.push_back("nokey");
+  }
+  for (const std::string& x : {std::string("-i"), "file:" + input_path, std::string("-filter_complex"),
+                               graph, std::string("-map"), std::string("[sheet]"), std::string("-q:v"),
+                               std::string("5"), std::string("-start_number"), std::string("0"), pattern}) {
+    a.push_back(x);
+  }
+  return a;
 }
 
 std::string WebVttSprite(const SpritePlan& p, double duration_s, const std::string& pattern) {

@@ -54,9 +54,13 @@ struct SpritePlan {
 SpritePlan PlanSprite(const MediaInfo& src, const SpriteOptions& options);
 
 // ffmpeg writing the sheets as `pattern` (e.g. ".../sprite_%03d.jpg",
-// numbered from 0) with fps=1/interval, scale, tile.
+// numbered from 0) with fps=1/interval, scale, tile. `keyframes_only`
+// decodes only keyframes (-skip_frame nokey): ~13x cheaper, a preview shows
+// the keyframe at or before its time; a source with too few keyframes may
+// give fewer sheets than planned (then run it again without).
 std::vector<std::string> SpriteArgs(const std::string& ffmpeg, const std::string& input_path,
-                                    const SpritePlan& plan, const std::string& pattern);
+                                    const SpritePlan& plan, const std::string& pattern,
+                                    bool keyframes_only = false);
 
 // The WebVTT index: one cue per preview, its payload the sheet's URL with a
 // media fragment, e.g. "sprite_000.jpg#xywh=160,0,160,90". `sheet_url` maps
