@@ -365,6 +365,19 @@ std::vector<uint8_t> Seal(const Keyring& ring, const EnvelopeOptions& opt, int64
   return out;
 }
 
+std::optional<OpenFailure> PeekHeader(const EnvelopeOptions& opt, const uint8_t* data, size_t size) {
+  if (size >= 2 && (data[0] != kMagic0 || data[1] != kMagic1)) return OpenFailure::kNotOurs;
+  if (size >= 3 && data[2] != opt.version) return OpenFailure::kVersion;
+  if (size < 4) return std::nullopt;
+  const size_t label_size = data[3];
+  const std::string_view want = LabelOf(opt);
+  if (label_size != want.size()) return OpenFailure::kLabel;
+  const size_t have = std::min(size - 4, label_size);
+  if (std::string_view(reinterpret_cast<const char*>(data + 4), have) != want.substr(0, have))
+    return OpenFailure::kLabel;
+  return std::nullopt;
+}
+
 OpenResult Open(const Keyring& ring, const EnvelopeOptions& opt, int64_t now_ms,
                 const uint8_t* data, size_t size) {
   EnsureSodium();

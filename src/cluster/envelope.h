@@ -124,6 +124,12 @@ struct OpenResult {
 OpenResult Open(const Keyring& ring, const EnvelopeOptions& opt, int64_t now_ms,
                 const uint8_t* data, size_t size);
 
+// The checks of Open that need no key, on the first bytes of a packet or a
+// stream frame: magic, version, label. nullopt when they pass or when `size`
+// is too short to tell; lets a stream reader refuse a frame from another
+// program, version or cluster before buffering its body.
+std::optional<OpenFailure> PeekHeader(const EnvelopeOptions& opt, const uint8_t* data, size_t size);
+
 constexpr size_t kEnvelopeOverhead(size_t label_size) {
   return 2 + 1 + 1 + label_size + 8 + 24 + 16;
 }

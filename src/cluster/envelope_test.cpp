@@ -497,5 +497,25 @@ TEST(KeyringFile, SaveRefusesAnEmptyRingAndReportsAMissingDirectory) {
   EXPECT_TRUE(dir.Files().empty());
 }
 
+TEST(EnvelopeTest, PeekHeaderRefusesOtherProgramsVersionsAndClustersEarly) {
+  Keyring ring(Keyring::GenerateKey());
+  EnvelopeOptions opt;
+  opt.label = "blue";
+  const uint8_t msg[] = {1, 2, 3};
+  auto sealed = Seal(ring, opt, 1000, msg, sizeof msg);
+  for (size_t n = 0; n <= sealed.size(); ++n) {
+    EXPECT_EQ(PeekHeader(opt, sealed.data(), n), std::nullopt) << n;  // ours at every length
+  }
+  EnvelopeOptions red = opt;
+  red.label = "red";
+  EXPECT_EQ(PeekHeader(red, sealed.data(), sealed.size()), OpenFailure::kLabel);
+  EXPECT_EQ(PeekHeader(red, sealed.data(), 5), OpenFailure::kLabel);  // the length already differs
+  EnvelopeOptions v2 = opt;
+  v2.version = 2;
+  EXPECT_EQ(PeekHeader(v2, sealed.data(), 3), OpenFailure::kVersion);
+  const uint8_t http[] = {'G', 'E', 'T', ' '};
+  EXPECT_EQ(PeekHeader(opt, http, sizeof http), OpenFailure::kNotOurs);
+}
+
 }  // namespace
 }  // namespace hub::cluster
