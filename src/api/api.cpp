@@ -116,14 +116,14 @@ std::string ContentTypeOf(std::string_view given, std::string_view filename) {
 
 }  // namespace
 
-void RefreshVideo(Services& s, const std::string& id) {
+void RefreshVideo(Services& s, const std::string& id, bool elsewhere) {
   auto v = s.videos.GetIncludingDeleted(id);
   if (v.ok()) {
     (void)s.index.Put(*v);
   } else if (v.code() == catalog::errc::not_found) {
     (void)s.index.Remove(id);
   }
-  s.bus.Publish(events::VideoChanged{id, !v.ok() || v->deleted});
+  s.bus.Publish(events::VideoChanged{id, !v.ok() || v->deleted, elsewhere});
 }
 
 class Api : public std::enable_shared_from_this<Api> {
@@ -162,6 +162,7 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add("PATCH", "/api/videos/{id}", writer(&Api::PatchVideo));
     r.Add("DELETE", "/api/videos/{id}", writer(&Api::DeleteVideo));
     r.Add("GET", "/api/events", bind(&Api::Events));
+    r.Add("GET", "/api/peers", bind(&Api::GetPeers));
     r.Add("GET", "/media/{id}/original", bind(&Api::Original));
     r.Add("HEAD", "/media/{id}/original", bind(&Api::Original));
     r.Add("GET", "/media/{id}/hls/{path...}", bind(&Api::Hls));
@@ -184,6 +185,7 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add("GET", "/watch/{id}", bind(&Api::Page));
     r.Add("GET", "/notes", bind(&Api::Page));
     r.Add("GET", "/notes/{id}", bind(&Api::Page));
+    r.Add("GET", "/cluster", bind(&Api::Page));
     r.Add("GET", "/signin", bind(&Api::SignInPage));
     r.Add("GET", "/static/{path...}", bind(&Api::Static));
     r.Add("HEAD", "/static/{path...}", bind(&Api::Static));
@@ -218,10 +220,23 @@ class Api : public std::enable_shared_from_this<Api> {
     co_await ex.Send(std::move(r));
   }
 
+  // ---- cluster ----
+  asio::awaitable<void> GetPeers(Exchange& ex) {
+    json body;
+    if (s_.peers) {
+      body = s_.peers();
+    } else {
+      body = {{"enabled", false}, {"node", o_.node_id}, {"members", json::array()}};
+    }
+    Response r = Json(200, body);
+    r.headers.emplace_back("Cache-Control", "no-store");
+    co_await ex.Send(std::move(r));
+  }
+
   // ---- session ----
   asio::awaitable<void> GetSession(Exchange& ex) {
     json body = {{"signed_in", s_.access.Authenticate(ex.request()).authenticated},
-                 {"features", {{"notepad", o_.notepad_enabled}}}};
+                 {"features", {{"notepad", o_.notepad_enabled}, {"cluster", static_cast<bool>(s_.peers)}}}};
     co_await ex.Send(Json(200, body));
   }
 
@@ -500,14 +515,7 @@ class Api : public std::enable_shared_from_this<Api> {
       co_await ex.Send(std::move(r));
       co_return;
     }
-    http::FileToServe f;
-    storage::ReadableFile* rf = file->get();
-    f.fd = rf->native_handle();
-    f.read_at = [rf](uint64_t off, std::span<char> b) { return rf->ReadAt(off, b); };
-    f.size = rf->size();
-    f.mtime_unix_nanos = rf->mtime_unix_nanos();
-    f.content_type = ContentTypeCached(id);
-    f.cache_control = "public, max-age=3600";
+    http::FileToServe f = Servable(**file, ContentTypeCached(id), "public, max-age=3600");
     co_await http::ServeFile(ex, f);
   }
 
@@ -552,15 +560,20 @@ class Api : public std::enable_shared_from_this<Api> {
       co_await ex.Send(std::move(r));
       co_return;
     }
-    http::FileToServe f;
-    storage::ReadableFile* rf = file->get();
-    f.fd = rf->native_handle();
-    f.read_at = [rf](uint64_t off, std::span<char> b) { return rf->ReadAt(off, b); };
-    f.size = rf->size();
-    f.mtime_unix_nanos = rf->mtime_unix_nanos();
-    f.content_type = type;
-    f.cache_control = cache;
+    http::FileToServe f = Servable(**file, type, cache);
     co_await http::ServeFile(ex, f);
+  }
+
+  // What ServeFile needs of an opened file (which must outlive the serving).
+  static http::FileToServe Servable(storage::ReadableFile& rf, std::string type, std::string cache) {
+    http::FileToServe f;
+    f.fd = rf.native_handle();
+    f.read_at = [&rf](uint64_t off, std::span<char> b) { return rf.ReadAt(off, b); };
+    f.size = rf.size();
+    f.mtime_unix_nanos = rf.mtime_unix_nanos();
+    f.content_type = std::move(type);
+    f.cache_control = std::move(cache);
+    return f;
   }
 
   // 1..4 components of [A-Za-z0-9_-.], none empty or starting with '.'.

@@ -91,6 +91,9 @@ struct Services {
   // Called on a blocking-pool thread.
   std::function<void(const std::string& id)> on_upload_complete;
   std::function<void(const std::string& id)> on_video_deleted;
+  // GET /api/peers: the cluster's members (docs/cluster.md); empty = this
+  // node runs alone (P2P_ENABLED=false). Thread-safe, quick.
+  std::function<nlohmann::json()> peers;
 };
 
 class Api;
@@ -105,6 +108,7 @@ void EndStreams(Api& api);
 
 // Re-reads a video from storage into the index and publishes VideoChanged.
 // Also used by the app when it notices another process's changes.
-void RefreshVideo(Services& s, const std::string& id);
+// `elsewhere`: the change was made by another process (see VideoChanged).
+void RefreshVideo(Services& s, const std::string& id, bool elsewhere = false);
 
 }  // namespace hub::api

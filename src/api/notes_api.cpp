@@ -148,7 +148,7 @@ class NotesApi : public std::enable_shared_from_this<NotesApi> {
       return;
     }
     std::weak_ptr<NotesApi> weak = self;
-    s_.notepad->SetListener([weak](const notes::NoteChange& c) {
+    s_.notepad->AddListener([weak](const notes::NoteChange& c) {
       if (auto api = weak.lock()) api->OnChange(c);
     });
     auto writer = [this, bind](auto method) { return RequireWriter(s_.access, bind(method)); };

@@ -7,6 +7,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
@@ -21,6 +22,7 @@
 
 #include "api/api.h"
 #include "api/notes_api.h"
+#include "app/peers.h"
 #include "catalog/video.h"
 #include "core/clock.h"
 #include "core/ids.h"
@@ -116,6 +118,12 @@ struct App::Impl {
   std::unique_ptr<media::ProcessRunner> runner;
   std::mutex media_mu;  // serialises the read-merge-write of a video's `media`
   std::unique_ptr<media::Pipeline> pipeline;
+  // The cluster (P2P_ENABLED=true): declared after the pipeline, destroyed
+  // before it (its hooks call into the pipeline's ownership and the notepad).
+  std::unique_ptr<Peers> peers;
+  int bus_token = -1;
+
+  Result<void> StartPeers();
 
   Result<void> StartPipeline();
   void MergeMedia(const std::string& id, const nlohmann::json& patch);
@@ -210,7 +218,7 @@ void App::Impl::Rescan() {
   if (!ids.empty()) spdlog::debug("rescan: {} videos changed on storage", ids.size());
   for (const auto& id : ids) {
     auto v = repo->GetIncludingDeleted(id);
-    bus.Publish(events::VideoChanged{id, !v.ok() || v->deleted});
+    bus.Publish(events::VideoChanged{id, !v.ok() || v->deleted, /*elsewhere=*/true});
   }
 }
 
@@ -312,6 +320,44 @@ Result<void> App::Impl::StartPipeline() {
   return Ok();
 }
 
+// The cluster: hints from peers re-read the shared storage (off the
+// cluster's thread); this node's own changes are hinted to the peers; the
+// live members decide which node runs which media job.
+Result<void> App::Impl::StartPeers() {
+  PeersHooks hooks;
+  hooks.video_changed = [this](const std::string& id) {
+    if (!IsValidId(id)) return;
+    asio::post(*blocking, [this, id] { api::RefreshVideo(*services, id, /*elsewhere=*/true); });
+  };
+  hooks.note_changed = [this](const std::string& id) {
+    if (!notepad || id.empty() || id.size() > 128) return;
+    asio::post(*blocking, [this, id] { notepad->PollNote(id); });
+  };
+  hooks.members_changed = [this](std::vector<std::string> ids) {
+    if (ownership) {
+      spdlog::info("media: jobs shared among {} live nodes", ids.size());
+      ownership->SetMembers(std::move(ids));
+    }
+  };
+  PeersOptions po;
+  po.node_id = node_id;
+  po.http_port = server->port();
+  auto started = Peers::Start(cfg, io, metrics, po, std::move(hooks));
+  if (!started) return StartError("cluster: " + started.error().message);
+  peers = std::move(*started);
+  bus_token = bus.Subscribe([this](const events::Event& e) {
+    if (const auto* v = std::get_if<events::VideoChanged>(&e); v && !v->elsewhere && peers) {
+      peers->Publish("video", v->id);
+    }
+  });
+  if (notepad) {
+    notepad->AddListener([this](const notes::NoteChange& c) {
+      if (!c.origin.empty() && peers) peers->Publish("note", c.id);
+    });
+  }
+  return Ok();
+}
+
 // The pipeline reports partial `media` objects; merged into this node's
 // overlay (skipped when nothing changes) and pushed to open pages.
 void App::Impl::MergeMedia(const std::string& id, const nlohmann::json& patch) {
@@ -359,9 +405,10 @@ void App::Impl::BackgroundLoop() {
       }
       next_sweep = now + seconds(60);
     }
-    if (notepad && now >= next_notes) {
+    if (now >= next_notes) {
       // Other processes' notepad logs: a stat per log, reads only what grew.
-      notepad->Poll();
+      if (notepad) notepad->Poll();
+      if (peers) peers->Tick();
       next_notes = now + seconds(1);
     }
     lock.lock();
@@ -415,6 +462,13 @@ Result<void> App::Start() {
   ao.version = "0.1.0";
   ao.notepad_enabled = m.cfg.community_notepad_enabled;
   HUB_TRY(m.StartPipeline());
+  if (m.cfg.p2p_enabled) {
+    Impl* self = &m;
+    m.services->peers = [self]() -> nlohmann::json {
+      if (self->peers) return self->peers->Snapshot();
+      return {{"enabled", true}, {"node", self->cfg.p2p_node_name}, {"members", nlohmann::json::array()}};
+    };
+  }
   m.api = api::AddRoutes(router, *m.services, ao);
 
   if (m.cfg.community_notepad_enabled) {
@@ -460,6 +514,7 @@ Result<void> App::Start() {
         if (r.status >= 500) spdlog::warn("{} {} -> {}", r.method, r.path, r.status);
       });
   if (auto r = m.server->Start(); !r) return StartError("HTTP: " + r.error().message);
+  if (m.cfg.p2p_enabled) HUB_TRY(m.StartPeers());
 
   m.signals.add(SIGINT);
   m.signals.add(SIGTERM);
@@ -518,6 +573,10 @@ void App::Impl::Shutdown() {
   }
   signals.cancel();
   if (background.joinable()) background.join();
+  // Leave the cluster gracefully (goodbye on mDNS, a "left" to the peers)
+  // before the pipeline stops: the peers take over its jobs at once.
+  if (bus_token >= 0) bus.Unsubscribe(bus_token);
+  if (peers) peers->Stop();
   // Running ffmpegs are killed; their jobs are redone after a restart.
   if (pipeline) pipeline->Stop();
   if (blocking) blocking->join();

@@ -51,6 +51,7 @@ enum class Kind {
   kClusterKey,    // empty or base64 of kClusterKeyBytes bytes
   kSeeds,         // empty or comma list of host:port
   kNodeName,      // 1..kMaxNodeNameChars printable non-space ASCII
+  kLabel,         // empty or a node name
 };
 
 using Field = std::variant<std::string Config::*, bool Config::*, uint16_t Config::*,
@@ -90,6 +91,7 @@ std::string HostName(const Config&);
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 constexpr std::string_view kBackends[] = {"local"};
 constexpr std::string_view kDiscoveries[] = {"avahi", "mdns", "static"};
+constexpr std::string_view kProfiles[] = {"lan", "wan", "local"};
 constexpr std::string_view kRungs[] = {"1080", "720", "480", "360", "240"};
 
 // Display order (that of Config). One line per key.
@@ -123,6 +125,9 @@ constexpr Key kKeys[] = {
     {.name = "P2P_SEEDS", .kind = Kind::kSeeds, .field = &Config::p2p_seeds},
     {.name = "P2P_CLUSTER_KEY", .kind = Kind::kClusterKey, .field = &Config::p2p_cluster_key, .secret = true},
     {.name = "P2P_KEYRING_FILE", .kind = Kind::kOptionalPath, .field = &Config::p2p_keyring_file},
+    {.name = "P2P_LABEL", .kind = Kind::kLabel, .field = &Config::p2p_label},
+    {.name = "P2P_PROFILE", .kind = Kind::kChoice, .field = &Config::p2p_profile, .choices = kProfiles},
+    {.name = "P2P_ADVERTISE_ADDR", .kind = Kind::kLabel, .field = &Config::p2p_advertise_addr},
     {.name = "COMMUNITY_NOTEPAD_ENABLED", .kind = Kind::kBool, .field = &Config::community_notepad_enabled},
     {.name = "NOTEPAD_AUTO_SYNC", .kind = Kind::kBool, .field = &Config::notepad_auto_sync},
     {.name = "NOTEPAD_MAX_SIZE_MB", .kind = Kind::kUint, .field = &Config::notepad_max_size_mb, .min = 1, .max = 1024},
@@ -275,6 +280,9 @@ std::string Accepts(const Key& key) {
     case Kind::kNodeName:
       return "must be 1.." + std::to_string(kMaxNodeNameChars) +
              " printable ASCII characters without spaces";
+    case Kind::kLabel:
+      return "must be empty or 1.." + std::to_string(kMaxNodeNameChars) +
+             " printable ASCII characters without spaces";
   }
   return {};
 }
@@ -380,6 +388,10 @@ bool Apply(const Key& key, std::string_view text, Config& config, std::string* w
     }
     case Kind::kNodeName:
       if (!IsNodeName(text)) return false;
+      StringField(key, config) = text;
+      return true;
+    case Kind::kLabel:
+      if (!text.empty() && !IsNodeName(text)) return false;
       StringField(key, config) = text;
       return true;
   }

@@ -60,6 +60,9 @@ struct Config {
   std::string p2p_seeds;                    // P2P_SEEDS host:port,...
   std::string p2p_cluster_key;              // P2P_CLUSTER_KEY base64 of 32 bytes
   std::string p2p_keyring_file;             // P2P_KEYRING_FILE
+  std::string p2p_label;                    // P2P_LABEL: clusters with other labels ignore each other
+  std::string p2p_profile = "lan";          // P2P_PROFILE: lan|wan|local timing preset (docs/cluster.md)
+  std::string p2p_advertise_addr;           // P2P_ADVERTISE_ADDR: IPv4 peers reach us at; "" = derived
   // notepad
   bool community_notepad_enabled = true;    // COMMUNITY_NOTEPAD_ENABLED
   bool notepad_auto_sync = true;            // NOTEPAD_AUTO_SYNC

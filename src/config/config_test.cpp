@@ -130,7 +130,7 @@ TEST_F(ConfigTest, DefaultsAreThoseDocumentedInTheHeader) {
 
 TEST_F(ConfigTest, KeyNamesListEveryKeyOnceInDisplayOrder) {
   const std::vector<std::string>& names = KeyNames();
-  ASSERT_EQ(names.size(), 37u);
+  ASSERT_EQ(names.size(), 40u);
   EXPECT_EQ(names.front(), "HTTP_BIND");
   EXPECT_EQ(names[1], "HTTP_PORT");
   EXPECT_EQ(names.back(), "MEDIA_JOB_TIMEOUT_S");

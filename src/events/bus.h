@@ -17,6 +17,9 @@ namespace hub::events {
 struct VideoChanged {
   std::string id;
   bool deleted = false;
+  // Noticed rather than made here: read back after another process wrote it
+  // (rescan, or a peer's hint). The cluster re-broadcasts only local changes.
+  bool elsewhere = false;
 };
 
 using Event = std::variant<VideoChanged>;

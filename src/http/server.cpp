@@ -41,6 +41,18 @@
 namespace hub::http {
 namespace {
 
+// After sendmsg wrote `n` bytes from iov[i..]: drops what was sent, moving
+// `i` past the vectors it emptied.
+void AdvanceIov(iovec* iov, size_t& i, size_t n) {
+  while (n > 0) {
+    size_t take = std::min(n, iov[i].iov_len);
+    iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + take;
+    iov[i].iov_len -= take;
+    n -= take;
+    if (iov[i].iov_len == 0) ++i;
+  }
+}
+
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 using AsioError = boost::system::error_code;
@@ -366,14 +378,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
       if (n > 0) {
         bytes_out_ += static_cast<uint64_t>(n);
-        size_t left = static_cast<size_t>(n);
-        while (left > 0) {
-          size_t take = std::min(left, iov[i].iov_len);
-          iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + take;
-          iov[i].iov_len -= take;
-          left -= take;
-          if (iov[i].iov_len == 0) ++i;
-        }
+        AdvanceIov(iov, i, static_cast<size_t>(n));
         continue;
       }
       int e = n < 0 ? errno : EAGAIN;
@@ -872,14 +877,7 @@ asio::awaitable<Result<void>> WsSession::WriteAll(std::vector<iovec>& iov) {
     ssize_t n = ::sendmsg(conn_->socket_.native_handle(), &msg, MSG_NOSIGNAL);
     if (n > 0) {
       conn_->bytes_out_ += static_cast<uint64_t>(n);
-      size_t left = static_cast<size_t>(n);
-      while (left > 0) {
-        size_t take = std::min(left, iov[i].iov_len);
-        iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + take;
-        iov[i].iov_len -= take;
-        left -= take;
-        if (iov[i].iov_len == 0) ++i;
-      }
+      AdvanceIov(iov.data(), i, static_cast<size_t>(n));
       continue;
     }
     int e = n < 0 ? errno : EAGAIN;

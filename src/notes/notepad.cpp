@@ -260,7 +260,7 @@ struct Notepad::Impl {
   std::map<std::string, std::shared_ptr<Note>, std::less<>> notes;  // guarded by mu
 
   std::mutex listener_mu;
-  std::shared_ptr<const Listener> listener;  // guarded by listener_mu
+  std::shared_ptr<const std::vector<Listener>> listeners;  // guarded by listener_mu; copy on write
 
   std::atomic<uint64_t> log_bytes_written{0}, records_written{0}, torn_tails_cut{0},
       snapshots_written{0}, records_read{0}, bad_records{0};
@@ -331,17 +331,23 @@ struct Notepad::Impl {
   }
 
   void Notify(const NoteChange& c) {
-    std::shared_ptr<const Listener> l;
+    std::shared_ptr<const std::vector<Listener>> ls;
     {
       std::lock_guard lock(listener_mu);
-      l = listener;
+      ls = listeners;
     }
-    if (l && *l) (*l)(c);
+    if (!ls) return;
+    for (const auto& l : *ls) {
+      if (l) l(c);
+    }
   }
 
-  void NotifyMeta(const Note& n) {
+  // `origin` "local" for this node's own changes (create, rename, delete,
+  // restore); "" for what was read from other nodes' logs.
+  void NotifyMeta(const Note& n, std::string origin = {}) {
     NoteChange c;
     c.id = n.id;
+    c.origin = std::move(origin);
     c.from = c.to = n.st.doc.version();
     c.size = n.st.doc.Size();
     c.metadata = true;
@@ -735,7 +741,7 @@ struct Notepad::Impl {
     }
     ++records_written;
     ApplyToMeta(n.st.meta, rec, opt.node);
-    NotifyMeta(n);
+    NotifyMeta(n, "local");
     return Ok();
   }
 
@@ -998,7 +1004,7 @@ Result<NoteInfo> Notepad::Create(std::string_view title, std::string_view text,
     std::lock_guard map_lock(m.mu);
     m.notes.emplace(n->id, n);
   }
-  m.NotifyMeta(*n);
+  m.NotifyMeta(*n, "local");
   return m.Info(*n);
 }
 
@@ -1206,7 +1212,15 @@ void Notepad::PollNote(std::string_view id) {
 
 void Notepad::SetListener(Listener listener) {
   std::lock_guard lock(impl_->listener_mu);
-  impl_->listener = std::make_shared<const Listener>(std::move(listener));
+  impl_->listeners = std::make_shared<const std::vector<Listener>>(1, std::move(listener));
+}
+
+void Notepad::AddListener(Listener listener) {
+  std::lock_guard lock(impl_->listener_mu);
+  auto next = impl_->listeners ? std::make_shared<std::vector<Listener>>(*impl_->listeners)
+                               : std::make_shared<std::vector<Listener>>();
+  next->push_back(std::move(listener));
+  impl_->listeners = std::move(next);
 }
 
 size_t Notepad::Sweep() {

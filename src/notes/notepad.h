@@ -68,7 +68,7 @@ struct NoteChange {
   Version from, to;
   std::vector<Edit> edits;
   uint64_t size = 0;         // bytes after
-  std::string origin;        // the origin passed to ApplyEdits; "" for other nodes' edits
+  std::string origin;        // the origin passed to ApplyEdits ("local" for own metadata changes); "" for other nodes' changes
   bool metadata = false;     // title / deleted changed (edits then empty)
 };
 
@@ -148,7 +148,10 @@ class Notepad {
   // changes were applied, while the note is locked: must be quick and must
   // not call back into the notepad for the same note.
   using Listener = std::function<void(const NoteChange&)>;
+  // Replaces every listener with this one.
   void SetListener(Listener listener);
+  // Adds one more (the cluster's hint and the notepad's sessions both listen).
+  void AddListener(Listener listener);
 
   // Removes notes deleted longer ago than the restore window (their
   // directories). Returns how many.

@@ -291,12 +291,14 @@ TEST_F(NotepadTest, TooLargeLeavesTheNoteUnchanged) {
 
 TEST_F(NotepadTest, AgentsAreCrdtWritersAndOriginsReachTheListener) {
   auto p = Make("a");
-  Recorder rec;
+  Recorder rec, second;
   p->SetListener(rec.Fn());
+  p->AddListener(second.Fn());
   NoteInfo n = CreateNote(*p, "T", "abc");
   auto r = p->ApplyEdits(n.id, Ver(*p, n.id), E(3, 0, "d"), "ann", false, "session-1", "ws-7");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->version.Count("session-1"), 1u);
+  EXPECT_EQ(second.Take().size(), 2u);  // every listener hears every change
   auto changes = rec.Take();
   ASSERT_EQ(changes.size(), 2u);
   EXPECT_TRUE(changes[0].metadata);  // created

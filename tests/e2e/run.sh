@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The browser test against a real stream-hub: starts the given executable on a
 # free loopback port with its own directories, makes the test clips with
-# ffmpeg, runs ui.test.mjs, notes.test.mjs and watch.test.mjs (node --test,
-# one after the other, against this one hub), and stops the hub by its PID.
+# ffmpeg, runs ui.test.mjs, notes.test.mjs, watch.test.mjs and cluster.test.mjs
+# (node --test, one after the other, against this one hub; the cluster test
+# starts two clustered hubs of its own), and stops the hubs by their PIDs.
 #   tests/e2e/run.sh [path/to/stream-hub]      (default: build/stream-hub)
 # KEEP=1 keeps the hub's directory (logs, data) for a look afterwards.
 set -euo pipefail
@@ -54,4 +55,5 @@ ffmpeg -nostdin -y -loglevel error -f lavfi -i testsrc2=size=640x360:rate=25 -f 
 cd "$HERE"
 [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --loglevel=error
 HUB_URL="http://127.0.0.1:$PORT" HUB_TOKEN="$TOKEN" HUB_CLIP="$HOME_DIR/clip.mp4" HUB_CLIP_LARGE="$HOME_DIR/clip-large.mp4" \
-  HUB_WATCH_CLIP="$HOME_DIR/clip-watch.mp4" node --test --test-concurrency=1 ui.test.mjs notes.test.mjs watch.test.mjs
+  HUB_WATCH_CLIP="$HOME_DIR/clip-watch.mp4" HUB_BINARY="$BIN" \
+  node --test --test-concurrency=1 ui.test.mjs notes.test.mjs watch.test.mjs cluster.test.mjs

@@ -9,9 +9,11 @@ import * as watch from './pages/watch.js';
 import * as signin from './pages/signin.js';
 import * as notes from './pages/notes.js';
 import * as note from './pages/note.js';
+import * as cluster from './pages/cluster.js';
 
 const ROUTES = [[/^\/$/, library, 'library'], [/^\/upload\/?$/, upload, 'upload'], [/^\/watch\/([^/]+)\/?$/, watch], [/^\/signin\/?$/, signin],
-  [/^\/notes\/?$/, notes, 'notes'], [/^\/notes\/([^/]+)\/?$/, note, 'notes']];
+  [/^\/notes\/?$/, notes, 'notes'], [/^\/notes\/([^/]+)\/?$/, note, 'notes'],
+  [/^\/cluster\/?$/, cluster, 'cluster']];
 const main = document.getElementById('main');
 const slot = document.getElementById('session');
 let cleanup = null;
@@ -74,6 +76,10 @@ session.subscribe((signedIn) => {
 });
 session.refresh();
 // The "Notes" link stays hidden when the server has the notepad turned off.
-api('/api/session').then((s) => notes.setNotepadEnabled(s?.features?.notepad !== false), () => {});
+api('/api/session').then((s) => {
+  notes.setNotepadEnabled(s?.features?.notepad !== false);
+  const link = document.querySelector('[data-nav="cluster"]');
+  if (link) link.hidden = !s?.features?.cluster; // shown where clustering is on
+}, () => {});
 setInterval(() => refreshTimes(main), 30_000);
 render();
