@@ -187,6 +187,10 @@ TEST(ThumbnailTest, SizesAndArgs) {
   EXPECT_NE(After(a, "-filter_complex").find("lavfi.signalstats.YAVG:value=24:function=greater"), std::string::npos);
   auto b = PosterArgs("ffmpeg", "/in", src, PosterOptions{}, "/a.jpg", "/b.jpg", /*skip_dark=*/false);
   EXPECT_EQ(After(b, "-filter_complex").find("signalstats"), std::string::npos);
+  EXPECT_EQ(std::find(b.begin(), b.end(), "-skip_frame"), b.end());
+  auto k = PosterArgs("ffmpeg", "/in", src, PosterOptions{}, "/a.jpg", "/b.jpg", true, /*keyframes_only=*/true);
+  EXPECT_EQ(After(k, "-skip_frame"), "nokey");
+  EXPECT_LT(std::find(k.begin(), k.end(), "-skip_frame"), std::find(k.begin(), k.end(), "-i"));
 }
 
 TEST(ThumbnailTest, SpritePlanAndWebVtt) {

@@ -345,16 +345,19 @@ Result<void> Pipeline::RunThumbnails(Running &r, const MediaInfo &info) {
   HUB_TRY(EnsureDir(work));
   const std::string large = work + "/poster_large.jpg",
                     small = work + "/poster_small.jpg";
-  for (bool skip_dark : {true, false}) {
+  // Bright keyframes first (a fraction of the decoding); then every frame;
+  // then dark ones too when nothing brighter exists.
+  const std::pair<bool, bool> kTries[] = {{true, true}, {true, false}, {false, false}};
+  for (auto [skip_dark, keyframes_only] : kTries) {
     auto res =
         RunFfmpeg(r, PosterArgs(options_.ffmpeg, input, info, options_.poster,
-                                Abs(large), Abs(small), skip_dark));
+                                Abs(large), Abs(small), skip_dark, keyframes_only));
     if (!res.ok())
       return res.error();
     if (!res->success())
       return Failed("ffmpeg (poster)", *res);
     if (streams_.Stat(large).ok())
-      break; // all frames dark: try again without skipping them
+      break; // else: no bright keyframe (or no bright frame at all): the next try
   }
   if (!streams_.Stat(large).ok() || !streams_.Stat(small).ok()) {
     return MakeError(errc::bad_output, "ffmpeg wrote no poster image");

@@ -44,7 +44,7 @@ ImageSize FitInBox(int width, int height, int box) {
 std::vector<std::string> PosterArgs(const std::string& ffmpeg, const std::string& input_path,
                                     const MediaInfo& src, const PosterOptions& o,
                                     const std::string& large_path, const std::string& small_path,
-                                    bool skip_dark) {
+                                    bool skip_dark, bool keyframes_only) {
   ImageSize big = FitInBox(src.width, src.height, o.large_box);
   ImageSize small = FitInBox(src.width, src.height, o.small_box);
   // One frame per second keeps the thumbnail filter's batch (which it holds
@@ -59,11 +59,22 @@ std::vector<std::string> PosterArgs(const std::string& ffmpeg, const std::string
   graph += "thumbnail=n=" + std::to_string(batch) + ",split=2[big][s];[s]scale=w=" +
            std::to_string(small.width) + ":h=" + std::to_string(small.height) + "[small]";
   const std::string q = std::to_string(o.jpeg_qscale);
-  return {ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats",
-          "-protocol_whitelist", "file", "-t", detail::Decimal(o.scan_seconds, 3),
-          "-i", "file:" + input_path, "-filter_complex", graph,
-          "-map", "[big]", "-frames:v", "1", "-update", "1", "-q:v", q, large_path,
-          "-map", "[small]", "-frames:v", "1", "-update", "1", "-q:v", q, small_path};
+  std::vector<std::string> a = {ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                                "-nostats", "-protocol_whitelist", "file",
+                                "-t", detail::Decimal(o.scan_seconds, 3)};
+  if (keyframes_only) {
+    a.push_back("-skip_frame");
+    a.push_back("nokey");
+  }
+  for (const std::string& x :
+       {std::string("-i"), "file:" + input_path, std::string("-filter_complex"), graph,
+        std::string("-map"), std::string("[big]"), std::string("-frames:v"), std::string("1"),
+        std::string("-update"), std::string("1"), std::string("-q:v"), q, large_path,
+        std::string("-map"), std::string("[small]"), std::string("-frames:v"), std::string("1"),
+        std::string("-update"), std::string("1"), std::string("-q:v"), q, small_path}) {
+    a.push_back(x);
+  }
+  return a;
 }
 
 SpritePlan PlanSprite(const MediaInfo& src, const SpriteOptions& o) {

@@ -29,11 +29,13 @@ ImageSize FitInBox(int width, int height, int box);
 // frame (ffmpeg's `thumbnail` filter over one frame per second of the first
 // scan_seconds, dark frames dropped first when `skip_dark`). When every
 // sampled frame is dark, ffmpeg exits 0 without writing the files: the
-// caller then runs it again with skip_dark = false.
+// caller then runs it again with skip_dark = false. `keyframes_only`
+// samples keyframes alone (-skip_frame nokey, a fraction of the decoding);
+// a source whose keyframes in the window are all dark then needs a full run.
 std::vector<std::string> PosterArgs(const std::string& ffmpeg, const std::string& input_path,
                                     const MediaInfo& src, const PosterOptions& options,
                                     const std::string& large_path, const std::string& small_path,
-                                    bool skip_dark = true);
+                                    bool skip_dark = true, bool keyframes_only = false);
 
 struct SpriteOptions {
   double interval_s = 5;      // one preview every 5 s ...
