@@ -294,10 +294,11 @@ class TcpClient {
   bool connected_ = false;
 };
 
-std::vector<uint8_t> Frame(uint32_t length, std::vector<uint8_t> body) {
-  std::vector<uint8_t> out(4);
+std::vector<uint8_t> Frame(uint32_t length, const std::vector<uint8_t>& body) {
+  // Sized once (GCC 12 at -O2 warns falsely about insert() after a 4-byte vector).
+  std::vector<uint8_t> out(4 + body.size());
   for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(length >> (24 - 8 * i));
-  out.insert(out.end(), body.begin(), body.end());
+  std::copy(body.begin(), body.end(), out.begin() + 4);
   return out;
 }
 
