@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 # ccache hits across clones (CI builds a fresh clone each time).
 export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
 

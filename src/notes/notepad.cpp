@@ -915,11 +915,17 @@ struct Notepad::Impl {
     }
     std::shared_ptr<Note> n = *loaded;
     {
+      // A directory without its create record yet is a note being created
+      // (here or elsewhere): not registered, so the creator's own object
+      // (or a later poll) is the one that counts.
+      std::lock_guard note_lock(n->mu);
+      if (!n->st.meta.created) return false;
+    }
+    {
       std::lock_guard lock(mu);
-      if (!notes.emplace(id, n).second) return false;  // another poll was first
+      if (!notes.emplace(id, n).second) return false;  // another poll, or its creator, was first
     }
     std::lock_guard lock(n->mu);
-    if (!n->st.meta.created) return false;
     NotifyMeta(*n);
     return true;
   }
@@ -1001,8 +1007,11 @@ Result<NoteInfo> Notepad::Create(std::string_view title, std::string_view text,
     m.AddRevision(n->st, Revision{ops.at_ms, ops.author, m.opt.node, ops.size, ops.version});
   }
   {
+    // The creator's object wins over one a concurrent poll discovered from
+    // the files being written (regression: a note created under load was
+    // then "not found" for good).
     std::lock_guard map_lock(m.mu);
-    m.notes.emplace(n->id, n);
+    m.notes.insert_or_assign(n->id, n);
   }
   m.NotifyMeta(*n, "local");
   return m.Info(*n);

@@ -289,6 +289,27 @@ TEST_F(NotepadTest, TooLargeLeavesTheNoteUnchanged) {
   EXPECT_TRUE(p->ApplyEdits(n.id, Ver(*p, n.id), E(0, 0, std::string(10, 'y')), "ann").ok());
 }
 
+// Regression: a poll that ran while a note was being created registered the
+// half-written note (no create record yet), and the creator's note was then
+// "not found" for good.
+TEST_F(NotepadTest, NotesCreatedWhilePollingAreFound) {
+  auto p = Make("a");
+  std::atomic<bool> stop{false};
+  std::thread poller([&] {
+    while (!stop) p->Poll();
+  });
+  std::vector<std::string> ids;
+  for (int i = 0; i < 400; ++i) ids.push_back(CreateNote(*p, "T" + std::to_string(i), "x").id);
+  stop = true;
+  poller.join();
+  for (const auto& id : ids) {
+    std::string t;
+    auto r = p->Get(id, &t);
+    ASSERT_TRUE(r.ok()) << id << ": " << r.error().message;
+    EXPECT_EQ(t, "x");
+  }
+}
+
 TEST_F(NotepadTest, AgentsAreCrdtWritersAndOriginsReachTheListener) {
   auto p = Make("a");
   Recorder rec, second;
