@@ -31,7 +31,7 @@ uint64_t HashBytes(const uint8_t* p, size_t n) {
     h ^= h >> 29;
   }
   uint64_t tail = 0;
-  std::memcpy(&tail, p + i, n - i);
+  if (n > i) std::memcpy(&tail, p + i, n - i);  // an empty message may have no buffer at all
   return Finalize(h ^ tail);
 }
 
