@@ -117,10 +117,10 @@ struct SendPacket {                        // one UDP datagram
   Bytes bytes;
 };
 struct OpenStream {                        // a TCP request; the reply comes back through
-  uint64_t id;                             // Node::HandleStreamReply(id, ...)
+  uint64_t id = 0;                         // Node::HandleStreamReply(id, ...)
   std::string to;
   Bytes bytes;
-  int64_t timeout_ms;
+  int64_t timeout_ms = 0;
 };
 using Output = std::variant<SendPacket, OpenStream>;
 
